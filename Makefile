@@ -1,0 +1,199 @@
+# relay: relayd (daemon), relayctl (admin tool), relay (client).
+# GNU make.  `make` builds, `make check` builds and runs every test,
+# `make run` starts relayd in the foreground, `make install` installs.
+
+PREFIX ?=	/usr/local
+BINDIR ?=	$(PREFIX)/bin
+SBINDIR ?=	$(PREFIX)/sbin
+MANDIR ?=	$(PREFIX)/share/man
+DESTDIR ?=
+BUILD ?=	build
+CC ?=		cc
+PYTHON ?=	/usr/bin/python3
+PKG_CONFIG ?=	pkg-config
+
+# Debian packages the build and the tests need; `make deps` installs them.
+DEB_PACKAGES =	gcc make pkg-config libssl-dev libbsd-dev libcmocka-dev \
+		libedit-dev libseccomp-dev python3 python3-pytest \
+		python3-cryptography mandoc
+PKGS =		libcrypto libbsd-overlay libedit libseccomp
+TEST_PKGS =	cmocka
+
+OPT ?=		-O2 -g
+HARDEN ?=	-D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SAN ?=
+WARN =		-std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+		-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+# Recursively expanded on purpose: pkg-config is asked only when a recipe
+# runs, after the deps stamp has installed it.
+PKG_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS =	$(shell $(PKG_CONFIG) --libs $(PKGS))
+CPPFLAGS_ALL =	-D_GNU_SOURCE -Irelayd $(PKG_CFLAGS)
+CFLAGS_ALL =	$(WARN) $(OPT) $(HARDEN) $(SAN) -fPIE $(CFLAGS)
+LDFLAGS_ALL =	$(SAN) -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+
+LIB_SRCS =	relayd/log.c relayd/buf.c relayd/fernet.c relayd/secret.c \
+		relayd/frame.c relayd/proto.c relayd/record.c
+RELAYD_SRCS =	$(filter-out $(LIB_SRCS), $(wildcard relayd/*.c))
+RELAYCTL_SRCS =	$(wildcard relayctl/*.c)
+RELAY_SRCS =	$(wildcard relay/*.c)
+UNIT_SRCS =	$(wildcard tests/unit/test_*.c)
+TOOL_SRCS =	$(wildcard tests/tools/*.c)
+
+obj =		$(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB =		$(BUILD)/librelay.a
+PROGS =		$(if $(RELAYD_SRCS),$(BUILD)/relayd) \
+		$(if $(RELAYCTL_SRCS),$(BUILD)/relayctl) \
+		$(if $(RELAY_SRCS),$(BUILD)/relay)
+UNIT_BINS =	$(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOL_BINS =	$(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+MANS =		$(wildcard man/*.[1-8])
+DEPSTAMP =	$(BUILD)/.deps-ok
+
+.PHONY: all deps check unit regress lint run install uninstall asan fuzz \
+	bench-crypto clean
+.DEFAULT_GOAL := all
+
+all: $(PROGS)
+
+# The stamp records that every package is present; `deps` installs what
+# is missing (as root) or prints the apt-get line (otherwise).
+$(DEPSTAMP):
+	@$(MAKE) --no-print-directory deps
+	@mkdir -p $(@D) && touch $@
+
+deps:
+	@missing=""; \
+	$(PKG_CONFIG) --version >/dev/null 2>&1 || missing="pkg-config"; \
+	if [ -z "$$missing" ]; then \
+		$(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) || missing="libs"; \
+	fi; \
+	command -v mandoc >/dev/null 2>&1 || missing="$$missing mandoc"; \
+	$(PYTHON) -c 'import pytest, cryptography' >/dev/null 2>&1 || \
+		missing="$$missing python"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "deps: missing ($$missing)"; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends $(DEB_PACKAGES); \
+	else \
+		echo "deps: run as root:" >&2; \
+		echo "  apt-get install $(DEB_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+$(BUILD)/obj/%.o: %.c relayd/proto.h $(wildcard */*.h) | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/relayd: $(call obj,$(RELAYD_SRCS)) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/relayctl: $(call obj,$(RELAYCTL_SRCS)) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/relay: $(call obj,$(RELAY_SRCS)) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) \
+	    $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# Fernet speed against Python's cryptography.fernet, on this machine.
+bench-crypto: $(BUILD)/tests/bench-crypto
+	$(PYTHON) tests/bench/bench-crypto.py $(BUILD)/tests/bench-crypto
+
+# Every test: cmocka unit tests, the black-box suite, the man page lint.
+check: unit regress lint
+
+unit: $(UNIT_BINS) $(TOOL_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+		echo "== $$t"; \
+		RELAY_FERNET_SPEC=$(CURDIR)/../shared/fernet-spec $$t || fail=1; \
+	done; exit $$fail
+
+regress: $(PROGS) $(TOOL_BINS)
+	RELAY_BUILD=$(CURDIR)/$(BUILD) \
+	RELAY_FERNET_SPEC=$(CURDIR)/../shared/fernet-spec \
+	    $(PYTHON) -m pytest -q -ra -p no:cacheprovider tests/regress
+
+lint: | $(DEPSTAMP)
+	@if [ -n "$(MANS)" ]; then \
+		echo "mandoc -T lint -W warning $(MANS)"; \
+		mandoc -T lint -W warning $(MANS) || exit 1; \
+	fi
+
+run: $(PROGS)
+	@if [ ! -x $(BUILD)/relayd ]; then \
+		echo "run: relayd is not built yet"; exit 1; fi
+	$(BUILD)/relayd -d
+
+# The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    HARDEN= SAN="-fsanitize=address,undefined \
+	    -fno-sanitize-recover=all" check
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c) with the library, under ASan
+# and UBSan, each run for FUZZ_SECONDS from its seeds in
+# tests/fuzz/corpus/NAME.  New inputs and crash reproducers stay in
+# build-fuzz/.  Not part of check.
+FUZZ_CC ?=	clang
+FUZZ_SECONDS ?=	60
+FUZZ_BINS =	$(patsubst tests/fuzz/%.c,build-fuzz/%,\
+		    $(wildcard tests/fuzz/fuzz_*.c))
+
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) relayd/proto.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) -g -O1 -fno-omit-frame-pointer \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+		mkdir -p $$f.corpus || exit 1; \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		    -artifact_prefix=$$f- $$f.corpus \
+		    tests/fuzz/corpus/$${f##*/} \
+		    || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8
+	[ ! -x $(BUILD)/relayd ] || install -m 755 $(BUILD)/relayd \
+	    $(DESTDIR)$(SBINDIR)/relayd
+	[ ! -x $(BUILD)/relayctl ] || install -m 755 $(BUILD)/relayctl \
+	    $(DESTDIR)$(SBINDIR)/relayctl
+	[ ! -x $(BUILD)/relay ] || install -m 755 $(BUILD)/relay \
+	    $(DESTDIR)$(BINDIR)/relay
+	for m in $(MANS); do \
+		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/relayd $(DESTDIR)$(SBINDIR)/relayctl \
+	    $(DESTDIR)$(BINDIR)/relay
+	for m in $(MANS); do \
+		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
+	done
+
+clean:
+	rm -rf build build-asan build-fuzz

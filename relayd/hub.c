@@ -1,0 +1,1110 @@
+/*
+ * hub.c: the parent process.  It accepts clients and forks one worker per
+ * client, connected by two non-blocking pipes; it owns the users table,
+ * the Fernet key and the session table, checks LOGIN proofs, and relays
+ * broadcasts, mailbox pushes and key rotations between workers.
+ *
+ * The hub never blocks on a worker: a record for a worker is only queued
+ * (struct buf, HUB_QUEUE_MAX bytes) and EPOLLOUT is asked for only while
+ * the queue is not empty.  A worker whose queue passes the bound is slow:
+ * it is sent SIGTERM and dropped from the table, and no one else waits.
+ * Workers parse hostile input, so the hub believes nothing a worker says
+ * that does not parse exactly (record.c checks bounds and trailing bytes):
+ * such a worker is logged and ended.
+ *
+ * The event loop is epoll: an idle client costs nothing per event.  Its
+ * timeout is the nearest deadline.  Signals arrive on a signalfd.
+ * Workers' structures are freed only after the batch of events that may
+ * still point at them.
+ */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/queue.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/tree.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "relayd.h"
+
+#define HUB_EVENTS	64
+#define HUB_ACCEPT_MAX	32	/* connections taken per listener event */
+#define HUB_PAUSE_MS	1000	/* accept pause when out of descriptors */
+
+enum hub_ev_kind {
+	EV_LISTEN,
+	EV_SIGNAL,
+	EV_WIN,		/* records from a worker */
+	EV_WOUT		/* room in the pipe to a worker */
+};
+
+struct hub_ev {
+	enum hub_ev_kind	 kind;
+	void			*p;
+};
+
+struct hub_user;
+
+struct hub_worker {
+	pid_t			 pid;
+	int			 fd_in;		/* worker -> hub */
+	int			 fd_out;	/* hub -> worker */
+	struct buf		 in;
+	struct buf		 out;
+	struct hub_ev		 ev_in;
+	struct hub_ev		 ev_out;
+	int			 want_out;
+	int			 dead;		/* pipes closed, not reaped */
+	int			 reaped;
+	uint64_t		 kill_at;	/* SIGKILL if still alive */
+	char			 peer[PEER_MAX];
+	char			 user[USER_MAX + 1];
+	struct hub_user		*u;		/* non-NULL: logged in */
+	uint64_t		 frames_in;
+	uint64_t		 frames_out;
+	uint64_t		 last_active;
+	RB_ENTRY(hub_worker)	 pid_entry;
+	TAILQ_ENTRY(hub_worker)	 live_entry;	/* every attached worker */
+	TAILQ_ENTRY(hub_worker)	 login_entry;	/* logged in, for fan-out */
+	TAILQ_ENTRY(hub_worker)	 user_entry;	/* one user's sessions */
+	TAILQ_ENTRY(hub_worker)	 dead_entry;	/* dying, then zombies */
+};
+
+TAILQ_HEAD(hub_worker_list, hub_worker);
+
+/* A user with at least one session; the tree gives WHO in byte order. */
+struct hub_user {
+	RB_ENTRY(hub_user)	 entry;
+	char			 name[USER_MAX + 1];
+	struct hub_worker_list	 sessions;
+};
+
+static int	hub_pid_cmp(struct hub_worker *, struct hub_worker *);
+static int	hub_user_cmp(struct hub_user *, struct hub_user *);
+RB_HEAD(hub_pids, hub_worker);
+RB_HEAD(hub_users, hub_user);
+RB_PROTOTYPE(hub_pids, hub_worker, pid_entry, hub_pid_cmp);
+RB_PROTOTYPE(hub_users, hub_user, entry, hub_user_cmp);
+RB_GENERATE(hub_pids, hub_worker, pid_entry, hub_pid_cmp)
+RB_GENERATE(hub_users, hub_user, entry, hub_user_cmp)
+
+static struct hub {
+	int			 epfd;
+	int			 sigfd;
+	struct hub_ev		 ev_sig;
+	struct hub_listener	*ls;
+	struct hub_ev		*ev_ls;
+	int			 nls;
+	int			 listening;
+	uint64_t		 accept_resume;	/* 0: not paused */
+	struct userdb		*users;
+	char			 head[HEAD_LEN + 1];
+	unsigned char		 key[FERNET_KEY_LEN];
+	int			 stopping;
+	uint64_t		 stop_at;
+	struct hub_pids		 pids;
+	struct hub_users	 usertree;
+	struct hub_worker_list	 live;
+	struct hub_worker_list	 logged;
+	struct hub_worker_list	 dying;		/* ordered by kill_at */
+	struct hub_worker_list	 zombies;	/* free after this batch */
+	size_t			 nlive;
+	struct buf		 scratch;
+} hub;
+
+static void	 hub_worker_detach(struct hub_worker *);
+static void	 hub_worker_kill(struct hub_worker *, const char *);
+static void	 hub_worker_input(struct hub_worker *);
+
+static int
+hub_pid_cmp(struct hub_worker *a, struct hub_worker *b)
+{
+	return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+static int
+hub_user_cmp(struct hub_user *a, struct hub_user *b)
+{
+	return strcmp(a->name, b->name);
+}
+
+/*
+ * Takes ownership of the listeners, the users table, the secret's HEAD
+ * and a copy of the key.
+ */
+void
+hub_init(struct hub_listener *ls, int nls, struct userdb *users,
+    const char *head, const unsigned char *key)
+{
+	memset(&hub, 0, sizeof(hub));
+	hub.epfd = hub.sigfd = -1;
+	hub.ls = ls;
+	hub.nls = nls;
+	hub.users = users;
+	strlcpy(hub.head, head, sizeof(hub.head));
+	memcpy(hub.key, key, sizeof(hub.key));
+	RB_INIT(&hub.pids);
+	RB_INIT(&hub.usertree);
+	TAILQ_INIT(&hub.live);
+	TAILQ_INIT(&hub.logged);
+	TAILQ_INIT(&hub.dying);
+	TAILQ_INIT(&hub.zombies);
+	buf_init(&hub.scratch, REC_HDR_LEN + REC_MAX);
+}
+
+/* A new users table (after SIGHUP); sessions of removed users go on. */
+void
+hub_set_users(struct userdb *users)
+{
+	userdb_free(hub.users);
+	hub.users = users;
+}
+
+static void
+hub_epoll(int op, int fd, uint32_t events, struct hub_ev *ev)
+{
+	struct epoll_event	 e;
+
+	memset(&e, 0, sizeof(e));
+	e.events = events;
+	e.data.ptr = ev;
+	if (epoll_ctl(hub.epfd, op, fd, &e) == -1)
+		fatal("epoll_ctl");
+}
+
+/* Tries to write a worker's queue; asks for EPOLLOUT only if bytes remain. */
+static void
+hub_worker_flush(struct hub_worker *w)
+{
+	ssize_t	 n;
+	int	 want;
+
+	while (buf_len(&w->out) > 0) {
+		if ((n = buf_write(&w->out, w->fd_out)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			if (errno != EPIPE)
+				log_warn("%s: pipe to worker %ld", w->peer,
+				    (long)w->pid);
+			hub_worker_input(w);
+			hub_worker_detach(w);
+			return;
+		}
+	}
+	want = buf_len(&w->out) > 0;
+	if (want != w->want_out) {
+		hub_epoll(EPOLL_CTL_MOD, w->fd_out, want ? EPOLLOUT : 0,
+		    &w->ev_out);
+		w->want_out = want;
+	}
+}
+
+/* Queues bytes (whole records) for a worker; past the bound, ends it. */
+static void
+hub_queue(struct hub_worker *w, const void *p, size_t len)
+{
+	if (w->dead)
+		return;
+	if (buf_add(&w->out, p, len) == -1) {
+		hub_worker_kill(w, "queue full, too slow");
+		return;
+	}
+	if (!w->want_out)
+		hub_worker_flush(w);
+}
+
+/* Queues the record in hub.scratch to w. */
+static void
+hub_queue_scratch(struct hub_worker *w)
+{
+	hub_queue(w, buf_data(&hub.scratch), buf_len(&hub.scratch));
+}
+
+static void
+hub_rec_str(struct rec_writer *rw, const char *s)
+{
+	rec_put_str(rw, s, strlen(s));
+}
+
+static void
+hub_send_u32(struct hub_worker *w, uint32_t type, uint32_t v)
+{
+	struct rec_writer	 rw;
+
+	buf_reset(&hub.scratch);
+	rec_begin(&rw, &hub.scratch, type);
+	rec_put_u32(&rw, v);
+	if (rec_finish(&rw) == -1)
+		fatalx("hub: record too large");
+	hub_queue_scratch(w);
+}
+
+static void
+hub_send_str(struct hub_worker *w, uint32_t type, const char *s)
+{
+	struct rec_writer	 rw;
+
+	buf_reset(&hub.scratch);
+	rec_begin(&rw, &hub.scratch, type);
+	hub_rec_str(&rw, s);
+	if (rec_finish(&rw) == -1)
+		fatalx("hub: record too large");
+	hub_queue_scratch(w);
+}
+
+static void
+hub_login(struct hub_worker *w, const char *user)
+{
+	struct hub_user	 key, *u;
+
+	strlcpy(key.name, user, sizeof(key.name));
+	if ((u = RB_FIND(hub_users, &hub.usertree, &key)) == NULL) {
+		if ((u = calloc(1, sizeof(*u))) == NULL)
+			fatal("calloc");
+		strlcpy(u->name, user, sizeof(u->name));
+		TAILQ_INIT(&u->sessions);
+		RB_INSERT(hub_users, &hub.usertree, u);
+	}
+	TAILQ_INSERT_TAIL(&u->sessions, w, user_entry);
+	TAILQ_INSERT_TAIL(&hub.logged, w, login_entry);
+	strlcpy(w->user, user, sizeof(w->user));
+	w->u = u;
+	log_info("login %s from %s", w->user, w->peer);
+}
+
+static void
+hub_logout(struct hub_worker *w)
+{
+	struct hub_user	*u = w->u;
+
+	if (u == NULL)
+		return;
+	TAILQ_REMOVE(&u->sessions, w, user_entry);
+	TAILQ_REMOVE(&hub.logged, w, login_entry);
+	if (TAILQ_EMPTY(&u->sessions)) {
+		RB_REMOVE(hub_users, &hub.usertree, u);
+		free(u);
+	}
+	w->u = NULL;
+}
+
+/*
+ * Closes the pipes to a worker and takes it out of every table but the
+ * pid tree, where it stays until reaped (and gets SIGKILL if it outlives
+ * HUB_KILL_GRACE_MS).
+ */
+static void
+hub_worker_detach(struct hub_worker *w)
+{
+	if (w->dead)
+		return;
+	if (w->u != NULL) {
+		log_info("logout %s from %s", w->user, w->peer);
+		hub_logout(w);
+	} else
+		log_info("connection from %s closed", w->peer);
+	close(w->fd_in);
+	close(w->fd_out);
+	w->fd_in = w->fd_out = -1;
+	buf_free(&w->in);
+	buf_free(&w->out);
+	TAILQ_REMOVE(&hub.live, w, live_entry);
+	hub.nlive--;
+	w->dead = 1;
+	if (w->reaped)
+		TAILQ_INSERT_TAIL(&hub.zombies, w, dead_entry);
+	else {
+		w->kill_at = mono_ms() + HUB_KILL_GRACE_MS;
+		TAILQ_INSERT_TAIL(&hub.dying, w, dead_entry);
+	}
+}
+
+static void
+hub_worker_kill(struct hub_worker *w, const char *why)
+{
+	if (w->dead)
+		return;
+	log_warnx("%s: worker %ld: %s; ending it", w->peer, (long)w->pid, why);
+	if (kill(w->pid, SIGTERM) == -1 && errno != ESRCH)
+		log_warn("kill %ld", (long)w->pid);
+	hub_worker_detach(w);
+}
+
+/*
+ * Getters for worker records: any failure means the worker is lying or
+ * broken.
+ */
+static int
+hub_get_user(struct rec_reader *rr, char *user)
+{
+	const char	*s;
+	size_t		 len;
+
+	if (rec_get_str(rr, &s, &len) == -1 || !proto_valid_user(s, len))
+		return -1;
+	memcpy(user, s, len);
+	user[len] = '\0';
+	return 0;
+}
+
+static void
+hub_do_login(struct hub_worker *w, struct rec_reader *rr)
+{
+	/* A hash of nothing: failing checks cost what succeeding ones do. */
+	static const char dummy[MD5_HEX_LEN + 1] =
+	    "d41d8cd98f00b204e9800998ecf8427e";
+	char		 user[USER_MAX + 1], nonce[NONCE_LEN + 1];
+	const char	*s, *proof, *md5;
+	size_t		 len, prooflen;
+	int		 ok;
+
+	if (w->u != NULL || hub_get_user(rr, user) == -1 ||
+	    rec_get_str(rr, &s, &len) == -1 || !proto_valid_nonce(s, len) ||
+	    rec_get_str(rr, &proof, &prooflen) == -1 ||
+	    prooflen > 2 * PROOF_LEN || rec_end(rr) == -1) {
+		hub_worker_kill(w, "bad LOGIN record");
+		return;
+	}
+	memcpy(nonce, s, len);
+	nonce[len] = '\0';
+	md5 = userdb_lookup(hub.users, user, strlen(user));
+	ok = login_proof_check(md5 == NULL ? dummy : md5, nonce, proof,
+	    prooflen) == 1 && md5 != NULL;
+	if (ok)
+		hub_login(w, user);
+	else
+		log_limited("failed login for %s from %s", user, w->peer);
+	hub_send_u32(w, H_LOGIN, ok);
+}
+
+static void
+hub_do_say(struct hub_worker *w, struct rec_reader *rr)
+{
+	struct hub_worker	*o, *next;
+	struct rec_writer	 rw;
+	const char		*body;
+	size_t			 len;
+	uint64_t		 t;
+
+	if (w->u == NULL || rec_get_u64(rr, &t) == -1 ||
+	    rec_get_str(rr, &body, &len) == -1 || len == 0 ||
+	    len > (size_t)relayd_limits.body_max || rec_end(rr) == -1) {
+		hub_worker_kill(w, "bad SAY record");
+		return;
+	}
+	buf_reset(&hub.scratch);
+	rec_begin(&rw, &hub.scratch, H_SAY);
+	hub_rec_str(&rw, w->user);
+	rec_put_u64(&rw, t);
+	rec_put_str(&rw, body, len);
+	if (rec_finish(&rw) == -1)
+		fatalx("hub: record too large");
+	TAILQ_FOREACH_SAFE(o, &hub.logged, login_entry, next)
+		if (o != w)
+			hub_queue_scratch(o);
+}
+
+static void
+hub_do_lookup(struct hub_worker *w, struct rec_reader *rr)
+{
+	char	 user[USER_MAX + 1];
+
+	if (w->u == NULL || hub_get_user(rr, user) == -1 ||
+	    rec_end(rr) == -1) {
+		hub_worker_kill(w, "bad LOOKUP record");
+		return;
+	}
+	hub_send_u32(w, H_LOOKUP,
+	    userdb_lookup(hub.users, user, strlen(user)) != NULL);
+}
+
+/*
+ * Field n (0-based) of a push.  The hub checks the author a push names is
+ * the sending worker's user, so a worker cannot speak for anyone else.
+ */
+static int
+hub_push_field(const char *p, size_t len, int n, const char **f, size_t *flen)
+{
+	const char	*end = p + len, *sp;
+
+	for (;;) {
+		sp = memchr(p, ' ', end - p);
+		if (n == 0) {
+			*f = p;
+			*flen = (sp == NULL ? end : sp) - p;
+			return 0;
+		}
+		if (sp == NULL)
+			return -1;
+		p = sp + 1;
+		n--;
+	}
+}
+
+static int
+hub_push_valid(struct hub_worker *w, const char *p, size_t len)
+{
+	const char	*f;
+	size_t		 flen;
+	int		 author;
+
+	if (len > (size_t)relayd_limits.body_max + 256 ||
+	    memchr(p, '\0', len) != NULL)
+		return 0;
+	if (len > 4 && memcmp(p, "MSG ", 4) == 0)
+		author = 2;
+	else if (len > 8 && memcmp(p, "RECEIPT ", 8) == 0)
+		author = 3;
+	else
+		return 0;
+	if (hub_push_field(p, len, author, &f, &flen) == -1)
+		return 0;
+	return flen == strlen(w->user) && memcmp(f, w->user, flen) == 0;
+}
+
+static void
+hub_do_deliver(struct hub_worker *w, struct rec_reader *rr)
+{
+	struct hub_user		 key, *u;
+	struct hub_worker	*o, *next;
+	struct rec_writer	 rw;
+	const char		*push;
+	size_t			 len;
+
+	if (w->u == NULL || hub_get_user(rr, key.name) == -1 ||
+	    rec_get_str(rr, &push, &len) == -1 || rec_end(rr) == -1 ||
+	    !hub_push_valid(w, push, len)) {
+		hub_worker_kill(w, "bad DELIVER record");
+		return;
+	}
+	if ((u = RB_FIND(hub_users, &hub.usertree, &key)) == NULL)
+		return;
+	buf_reset(&hub.scratch);
+	rec_begin(&rw, &hub.scratch, H_PUSH);
+	rec_put_str(&rw, push, len);
+	if (rec_finish(&rw) == -1)
+		fatalx("hub: record too large");
+	TAILQ_FOREACH_SAFE(o, &u->sessions, user_entry, next)
+		hub_queue_scratch(o);
+}
+
+static void
+hub_do_who(struct hub_worker *w, struct rec_reader *rr)
+{
+	struct hub_user		*u;
+	struct rec_writer	 rw;
+	uint32_t		 n = 0;
+
+	if (w->u == NULL || rec_end(rr) == -1) {
+		hub_worker_kill(w, "bad WHO record");
+		return;
+	}
+	RB_FOREACH(u, hub_users, &hub.usertree)
+		n++;
+	buf_reset(&hub.scratch);
+	rec_begin(&rw, &hub.scratch, H_WHO);
+	rec_put_u32(&rw, n);
+	RB_FOREACH(u, hub_users, &hub.usertree)
+		hub_rec_str(&rw, u->name);
+	if (rec_finish(&rw) == -1) {
+		log_warnx("%s: WHO list too long for a record", w->peer);
+		buf_reset(&hub.scratch);
+		rec_begin(&rw, &hub.scratch, H_WHO);
+		rec_put_u32(&rw, 1);
+		hub_rec_str(&rw, w->user);
+		if (rec_finish(&rw) == -1)
+			fatalx("hub: record too large");
+	}
+	hub_queue_scratch(w);
+}
+
+static void
+hub_do_stats(struct hub_worker *w, struct rec_reader *rr)
+{
+	if (rec_get_u64(rr, &w->frames_in) == -1 ||
+	    rec_get_u64(rr, &w->frames_out) == -1 ||
+	    rec_get_u64(rr, &w->last_active) == -1 || rec_end(rr) == -1)
+		hub_worker_kill(w, "bad STATS record");
+}
+
+/* Acts on every whole record in w's input. */
+static void
+hub_worker_records(struct hub_worker *w)
+{
+	struct rec_reader	 rr;
+	uint32_t		 type;
+	size_t			 used;
+	int			 rc;
+
+	while (!w->dead) {
+		if ((rc = rec_next(&w->in, &type, &rr, &used)) == 0)
+			return;
+		if (rc == -1) {
+			hub_worker_kill(w, "bad record header");
+			return;
+		}
+		switch (type) {
+		case W_LOGIN:
+			hub_do_login(w, &rr);
+			break;
+		case W_SAY:
+			hub_do_say(w, &rr);
+			break;
+		case W_LOOKUP:
+			hub_do_lookup(w, &rr);
+			break;
+		case W_DELIVER:
+			hub_do_deliver(w, &rr);
+			break;
+		case W_WHO:
+			hub_do_who(w, &rr);
+			break;
+		case W_STATS:
+			hub_do_stats(w, &rr);
+			break;
+		default:
+			hub_worker_kill(w, "unknown record type");
+			return;
+		}
+		if (!w->dead)
+			buf_drain(&w->in, used);
+	}
+}
+
+/*
+ * Reads what a worker sent and acts on it.  Returns at EAGAIN; at EOF
+ * (the worker has gone) detaches it after the last record.
+ */
+static void
+hub_worker_input(struct hub_worker *w)
+{
+	ssize_t	 n;
+
+	while (!w->dead) {
+		if ((n = buf_read(&w->in, w->fd_in)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			if (errno == ENOBUFS) {
+				hub_worker_kill(w, "record too large");
+				return;
+			}
+			log_warn("%s: pipe from worker %ld", w->peer,
+			    (long)w->pid);
+			hub_worker_detach(w);
+			return;
+		}
+		if (n == 0) {
+			hub_worker_records(w);
+			hub_worker_detach(w);
+			return;
+		}
+		hub_worker_records(w);
+	}
+}
+
+static void
+hub_peer(const struct sockaddr *sa, socklen_t salen, char *peer)
+{
+	char	 host[INET6_ADDRSTRLEN], serv[8];
+
+	if (getnameinfo(sa, salen, host, sizeof(host), serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strlcpy(peer, "unknown", PEER_MAX);
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(peer, PEER_MAX, "[%s]:%s", host, serv);
+	else
+		snprintf(peer, PEER_MAX, "%s:%s", host, serv);
+}
+
+/* Moves fd above every descriptor the child keeps, then to target. */
+static int
+hub_fd_high(int fd)
+{
+	int	 n;
+
+	if ((n = fcntl(fd, F_DUPFD, 64)) == -1)
+		_exit(1);
+	return n;
+}
+
+/* In a new worker: drop everything of the hub's, then run the session. */
+static __dead void
+hub_child(int sock, int hub_in, int hub_out, const char *peer)
+{
+	struct worker_params	 wp;
+	struct sigaction	 sa;
+	sigset_t		 none;
+	unsigned char		 key[FERNET_KEY_LEN];
+	char			 head[HEAD_LEN + 1];
+	char			 peerbuf[PEER_MAX];
+	int			 s, i, o;
+
+	closelog();
+	s = hub_fd_high(sock);
+	i = hub_fd_high(hub_in);
+	o = hub_fd_high(hub_out);
+	if (dup2(s, 3) == -1 || dup2(i, 4) == -1 || dup2(o, 5) == -1)
+		_exit(1);
+	closefrom(6);
+	log_init(relayd_debug, LOG_DAEMON);
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* ^C in a terminal reaches every process: the hub says goodbye. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	memcpy(key, hub.key, sizeof(key));
+	memcpy(head, hub.head, sizeof(head));
+	strlcpy(peerbuf, peer, sizeof(peerbuf));
+	hub_child_cleanup();
+
+	memset(&wp, 0, sizeof(wp));
+	wp.sock = 3;
+	wp.hub_in = 4;
+	wp.hub_out = 5;
+	wp.peer = peerbuf;
+	wp.head = head;
+	wp.key = key;
+	wp.limits = &relayd_limits;
+	worker_main(&wp);
+}
+
+/*
+ * Frees the hub's state in a new worker: the users table (wiped), the
+ * key, every other session.  Descriptors are already closed.
+ */
+void
+hub_child_cleanup(void)
+{
+	struct hub_worker	*w;
+	struct hub_user		*u;
+
+	userdb_free(hub.users);
+	hub.users = NULL;
+	explicit_bzero(hub.key, sizeof(hub.key));
+	explicit_bzero(hub.head, sizeof(hub.head));
+	while ((w = RB_ROOT(&hub.pids)) != NULL) {
+		RB_REMOVE(hub_pids, &hub.pids, w);
+		if (!w->dead) {
+			buf_free(&w->in);
+			buf_free(&w->out);
+		}
+		free(w);
+	}
+	while ((u = RB_ROOT(&hub.usertree)) != NULL) {
+		RB_REMOVE(hub_users, &hub.usertree, u);
+		free(u);
+	}
+	while ((w = TAILQ_FIRST(&hub.zombies)) != NULL) {
+		TAILQ_REMOVE(&hub.zombies, w, dead_entry);
+		free(w);
+	}
+	TAILQ_INIT(&hub.live);
+	TAILQ_INIT(&hub.logged);
+	TAILQ_INIT(&hub.dying);
+	free(hub.ev_ls);
+	hub.ev_ls = NULL;
+	free(hub.ls);
+	hub.ls = NULL;
+	buf_free(&hub.scratch);
+}
+
+static void
+hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
+{
+	struct hub_worker	*w;
+	int			 toward[2], back[2];
+	pid_t			 pid;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warn("calloc");
+		close(s);
+		return;
+	}
+	hub_peer(sa, salen, w->peer);
+	if (pipe2(toward, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_warn("pipe2");
+		free(w);
+		close(s);
+		return;
+	}
+	if (pipe2(back, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_warn("pipe2");
+		close(toward[0]);
+		close(toward[1]);
+		free(w);
+		close(s);
+		return;
+	}
+	switch ((pid = fork())) {
+	case -1:
+		log_warn("fork");
+		close(toward[0]);
+		close(toward[1]);
+		close(back[0]);
+		close(back[1]);
+		free(w);
+		close(s);
+		return;
+	case 0:
+		hub_child(s, toward[0], back[1], w->peer);
+		/* NOTREACHED */
+	}
+	close(s);
+	close(toward[0]);
+	close(back[1]);
+	w->pid = pid;
+	w->fd_in = back[0];
+	w->fd_out = toward[1];
+	buf_init(&w->in, REC_HDR_LEN + REC_MAX);
+	buf_init(&w->out, HUB_QUEUE_MAX);
+	w->ev_in.kind = EV_WIN;
+	w->ev_in.p = w;
+	w->ev_out.kind = EV_WOUT;
+	w->ev_out.p = w;
+	RB_INSERT(hub_pids, &hub.pids, w);
+	TAILQ_INSERT_TAIL(&hub.live, w, live_entry);
+	hub.nlive++;
+	hub_epoll(EPOLL_CTL_ADD, w->fd_in, EPOLLIN, &w->ev_in);
+	hub_epoll(EPOLL_CTL_ADD, w->fd_out, 0, &w->ev_out);
+	log_info("connection from %s (worker %ld)", w->peer, (long)pid);
+}
+
+static void
+hub_listen_toggle(int on)
+{
+	int	 i;
+
+	if (hub.listening == on)
+		return;
+	for (i = 0; i < hub.nls; i++) {
+		if (hub.ls[i].fd == -1)
+			continue;
+		if (on)
+			hub_epoll(EPOLL_CTL_ADD, hub.ls[i].fd, EPOLLIN,
+			    &hub.ev_ls[i]);
+		else if (epoll_ctl(hub.epfd, EPOLL_CTL_DEL, hub.ls[i].fd,
+		    NULL) == -1)
+			fatal("epoll_ctl");
+	}
+	hub.listening = on;
+}
+
+static void
+hub_accept(struct hub_listener *l)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 s, n;
+
+	for (n = 0; n < HUB_ACCEPT_MAX && !hub.stopping; n++) {
+		len = sizeof(ss);
+		s = accept4(l->fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+				continue;
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				log_limited("accept: %s; pausing",
+				    strerror(errno));
+				hub_listen_toggle(0);
+				hub.accept_resume = mono_ms() + HUB_PAUSE_MS;
+				return;
+			default:
+				log_warn("accept");
+				return;
+			}
+		}
+		hub_spawn(s, (struct sockaddr *)&ss, len);
+	}
+}
+
+static void
+hub_reap(void)
+{
+	struct hub_worker	 key, *w;
+	pid_t			 pid;
+	int			 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		key.pid = pid;
+		if ((w = RB_FIND(hub_pids, &hub.pids, &key)) == NULL)
+			continue;
+		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
+		    WTERMSIG(status) != SIGKILL)
+			log_warnx("%s: worker %ld died of signal %d", w->peer,
+			    (long)pid, WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			log_debug("%s: worker %ld exited %d", w->peer,
+			    (long)pid, WEXITSTATUS(status));
+		RB_REMOVE(hub_pids, &hub.pids, w);
+		w->reaped = 1;
+		if (!w->dead) {
+			/* Its last records may still be in the pipe. */
+			hub_worker_input(w);
+			hub_worker_detach(w);
+		} else {
+			TAILQ_REMOVE(&hub.dying, w, dead_entry);
+			TAILQ_INSERT_TAIL(&hub.zombies, w, dead_entry);
+		}
+	}
+	if (pid == -1 && errno != ECHILD)
+		log_warn("waitpid");
+}
+
+static void
+hub_stop(void)
+{
+	struct hub_worker	*w, *next;
+	int			 i;
+
+	if (hub.stopping)
+		return;
+	log_info("shutting down");
+	hub.stopping = 1;
+	hub.stop_at = mono_ms() + HUB_STOP_GRACE_MS;
+	hub_listen_toggle(0);
+	for (i = 0; i < hub.nls; i++) {
+		if (hub.ls[i].fd != -1)
+			close(hub.ls[i].fd);
+		hub.ls[i].fd = -1;
+	}
+	TAILQ_FOREACH_SAFE(w, &hub.live, live_entry, next)
+		hub_send_str(w, H_BYE, "shutting down");
+}
+
+static void
+hub_signal(void)
+{
+	struct signalfd_siginfo	 si;
+	ssize_t			 n;
+
+	for (;;) {
+		n = read(hub.sigfd, &si, sizeof(si));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			fatal("signalfd");
+		}
+		if (n != sizeof(si))
+			fatalx("signalfd: short read");
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			hub_stop();
+			break;
+		case SIGHUP:
+			if (relayd_users_reload() == 0)
+				log_info("users file reloaded");
+			break;
+		case SIGCHLD:
+			hub_reap();
+			break;
+		}
+	}
+}
+
+/*
+ * Sends the new key to every worker and uses it for new connections.
+ * Workers of logged-in sessions send KEY under the old key and accept it
+ * for rotate_grace seconds more; the others say BYE.  The key is saved
+ * (relayd_key_save) so a restart keeps it.
+ */
+void
+hub_rotate_key(const unsigned char *key)
+{
+	struct hub_worker	*w, *next;
+	char			 b64[FERNET_KEY_B64LEN + 1];
+
+	memcpy(hub.key, key, sizeof(hub.key));
+	if (relayd_key_save(key) == -1)
+		log_warnx("new key not saved; a restart will not know it");
+	fernet_key_format(key, b64);
+	TAILQ_FOREACH_SAFE(w, &hub.live, live_entry, next)
+		hub_send_str(w, H_KEY, b64);
+	explicit_bzero(b64, sizeof(b64));
+	log_info("key rotated");
+}
+
+static int
+hub_timeout(void)
+{
+	uint64_t	 now = mono_ms(), next = UINT64_MAX;
+	struct hub_worker *w;
+
+	if ((w = TAILQ_FIRST(&hub.dying)) != NULL)
+		next = w->kill_at;
+	if (hub.accept_resume != 0 && hub.accept_resume < next)
+		next = hub.accept_resume;
+	if (hub.stopping && hub.stop_at < next)
+		next = hub.stop_at;
+	if (next == UINT64_MAX)
+		return -1;
+	if (next <= now)
+		return 0;
+	return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+static void
+hub_timers(void)
+{
+	struct hub_worker	*w;
+	uint64_t		 now = mono_ms();
+
+	while ((w = TAILQ_FIRST(&hub.dying)) != NULL && w->kill_at <= now) {
+		/* Leaves the list when reaped; check again later. */
+		log_warnx("%s: worker %ld did not end; killing it", w->peer,
+		    (long)w->pid);
+		kill(w->pid, SIGKILL);
+		TAILQ_REMOVE(&hub.dying, w, dead_entry);
+		w->kill_at = now + HUB_KILL_GRACE_MS;
+		TAILQ_INSERT_TAIL(&hub.dying, w, dead_entry);
+	}
+	if (hub.accept_resume != 0 && hub.accept_resume <= now &&
+	    !hub.stopping) {
+		hub.accept_resume = 0;
+		hub_listen_toggle(1);
+	}
+	if (hub.stopping && hub.stop_at <= now) {
+		log_warnx("workers still running after %d ms; killing them",
+		    HUB_STOP_GRACE_MS);
+		RB_FOREACH(w, hub_pids, &hub.pids)
+			kill(w->pid, SIGKILL);
+		hub.stop_at = now + HUB_KILL_GRACE_MS;
+	}
+}
+
+static void
+hub_free_zombies(void)
+{
+	struct hub_worker	*w;
+
+	while ((w = TAILQ_FIRST(&hub.zombies)) != NULL) {
+		TAILQ_REMOVE(&hub.zombies, w, dead_entry);
+		free(w);
+	}
+}
+
+static void
+hub_dispatch(struct epoll_event *e)
+{
+	struct hub_ev		*ev = e->data.ptr;
+	struct hub_worker	*w;
+
+	switch (ev->kind) {
+	case EV_LISTEN:
+		hub_accept(ev->p);
+		break;
+	case EV_SIGNAL:
+		hub_signal();
+		break;
+	case EV_WIN:
+		w = ev->p;
+		if (!w->dead)
+			hub_worker_input(w);
+		break;
+	case EV_WOUT:
+		w = ev->p;
+		if (w->dead)
+			break;
+		if (e->events & EPOLLERR) {
+			/* The worker closed its end: it is going. */
+			hub_worker_input(w);
+			hub_worker_detach(w);
+		} else
+			hub_worker_flush(w);
+		break;
+	}
+}
+
+/* Runs until SIGTERM or SIGINT and every worker has ended.  Returns 0. */
+int
+hub_run(void)
+{
+	struct epoll_event	 evs[HUB_EVENTS];
+	sigset_t		 mask;
+	int			 i, n;
+
+	setproctitle("hub");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
+		fatal("sigprocmask");
+	if ((hub.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1)
+		fatal("signalfd");
+	if ((hub.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		fatal("epoll_create1");
+	hub.ev_sig.kind = EV_SIGNAL;
+	hub_epoll(EPOLL_CTL_ADD, hub.sigfd, EPOLLIN, &hub.ev_sig);
+	if ((hub.ev_ls = calloc(hub.nls, sizeof(*hub.ev_ls))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < hub.nls; i++) {
+		hub.ev_ls[i].kind = EV_LISTEN;
+		hub.ev_ls[i].p = &hub.ls[i];
+	}
+	hub_listen_toggle(1);
+
+	while (!hub.stopping || !RB_EMPTY(&hub.pids) ||
+	    !TAILQ_EMPTY(&hub.live)) {
+		n = epoll_wait(hub.epfd, evs, HUB_EVENTS, hub_timeout());
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("epoll_wait");
+		}
+		for (i = 0; i < n; i++)
+			hub_dispatch(&evs[i]);
+		hub_timers();
+		hub_free_zombies();
+	}
+	log_info("exiting");
+	close(hub.epfd);
+	close(hub.sigfd);
+	free(hub.ev_ls);
+	hub.ev_ls = NULL;
+	free(hub.ls);
+	hub.ls = NULL;
+	userdb_free(hub.users);
+	hub.users = NULL;
+	explicit_bzero(hub.key, sizeof(hub.key));
+	buf_free(&hub.scratch);
+	return 0;
+}
