@@ -51,7 +51,7 @@ MANS =		$(wildcard man/*.[1-8])
 DEPSTAMP =	$(BUILD)/.deps-ok
 
 .PHONY: all deps check unit regress lint run install uninstall asan fuzz \
-	bench-crypto clean
+	bench-crypto bench bench-check clean
 .DEFAULT_GOAL := all
 
 all: $(PROGS)
@@ -115,6 +115,15 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 # Fernet speed against Python's cryptography.fernet, on this machine.
 bench-crypto: $(BUILD)/tests/bench-crypto
 	$(PYTHON) tests/bench/bench-crypto.py $(BUILD)/tests/bench-crypto
+
+# relayd under load from relay-bench (tests/bench/run-bench.sh): the
+# standard table, and a throughput check against tests/bench/baseline.
+# Neither is part of check.
+bench: $(PROGS) $(BUILD)/tests/relay-bench
+	sh tests/bench/run-bench.sh $(BUILD)
+
+bench-check: $(PROGS) $(BUILD)/tests/relay-bench
+	sh tests/bench/run-bench.sh -c $(BUILD)
 
 # Every test: cmocka unit tests, the black-box suite, the man page lint.
 check: unit regress lint

@@ -66,6 +66,8 @@ struct hub_worker {
 	struct hub_ev		 ev_in;
 	struct hub_ev		 ev_out;
 	int			 want_out;
+	int			 flush_pending;
+	int			 ending;	/* told BYE: records ignored */
 	int			 dead;		/* pipes closed, not reaped */
 	int			 reaped;
 	uint64_t		 kill_at;	/* SIGKILL if still alive */
@@ -80,6 +82,7 @@ struct hub_worker {
 	TAILQ_ENTRY(hub_worker)	 login_entry;	/* logged in, for fan-out */
 	TAILQ_ENTRY(hub_worker)	 user_entry;	/* one user's sessions */
 	TAILQ_ENTRY(hub_worker)	 dead_entry;	/* dying, then zombies */
+	TAILQ_ENTRY(hub_worker)	 flush_entry;	/* queued this batch */
 };
 
 TAILQ_HEAD(hub_worker_list, hub_worker);
@@ -120,6 +123,7 @@ static struct hub {
 	struct hub_worker_list	 logged;
 	struct hub_worker_list	 dying;		/* ordered by kill_at */
 	struct hub_worker_list	 zombies;	/* free after this batch */
+	struct hub_worker_list	 flushq;	/* write after this batch */
 	size_t			 nlive;
 	struct buf		 scratch;
 } hub;
@@ -161,6 +165,7 @@ hub_init(struct hub_listener *ls, int nls, struct userdb *users,
 	TAILQ_INIT(&hub.logged);
 	TAILQ_INIT(&hub.dying);
 	TAILQ_INIT(&hub.zombies);
+	TAILQ_INIT(&hub.flushq);
 	buf_init(&hub.scratch, REC_HDR_LEN + REC_MAX);
 }
 
@@ -213,7 +218,11 @@ hub_worker_flush(struct hub_worker *w)
 	}
 }
 
-/* Queues bytes (whole records) for a worker; past the bound, ends it. */
+/*
+ * Queues bytes (whole records) for a worker; past the bound, ends it.
+ * The write waits for the end of the event batch, so that a burst of
+ * broadcasts costs one write per worker, not one per record.
+ */
 static void
 hub_queue(struct hub_worker *w, const void *p, size_t len)
 {
@@ -223,8 +232,22 @@ hub_queue(struct hub_worker *w, const void *p, size_t len)
 		hub_worker_kill(w, "queue full, too slow");
 		return;
 	}
-	if (!w->want_out)
+	if (!w->want_out && !w->flush_pending) {
+		w->flush_pending = 1;
+		TAILQ_INSERT_TAIL(&hub.flushq, w, flush_entry);
+	}
+}
+
+static void
+hub_flush_queued(void)
+{
+	struct hub_worker	*w;
+
+	while ((w = TAILQ_FIRST(&hub.flushq)) != NULL) {
+		TAILQ_REMOVE(&hub.flushq, w, flush_entry);
+		w->flush_pending = 0;
 		hub_worker_flush(w);
+	}
 }
 
 /* Queues the record in hub.scratch to w. */
@@ -323,6 +346,10 @@ hub_worker_detach(struct hub_worker *w)
 	buf_free(&w->in);
 	buf_free(&w->out);
 	TAILQ_REMOVE(&hub.live, w, live_entry);
+	if (w->flush_pending) {
+		TAILQ_REMOVE(&hub.flushq, w, flush_entry);
+		w->flush_pending = 0;
+	}
 	hub.nlive--;
 	w->dead = 1;
 	if (w->reaped)
@@ -557,6 +584,11 @@ hub_worker_records(struct hub_worker *w)
 			hub_worker_kill(w, "bad record header");
 			return;
 		}
+		if (w->ending) {
+			/* Sent before it read its BYE; it wants no answer. */
+			buf_drain(&w->in, used);
+			continue;
+		}
 		switch (type) {
 		case W_LOGIN:
 			hub_do_login(w, &rr);
@@ -647,11 +679,10 @@ hub_fd_high(int fd)
 
 /* In a new worker: drop everything of the hub's, then run the session. */
 static __dead void
-hub_child(int sock, int hub_in, int hub_out, const char *peer)
+hub_child(int sock, int hub_in, int hub_out, struct hub_worker *self)
 {
 	struct worker_params	 wp;
 	struct sigaction	 sa;
-	sigset_t		 none;
 	unsigned char		 key[FERNET_KEY_LEN];
 	char			 head[HEAD_LEN + 1];
 	char			 peerbuf[PEER_MAX];
@@ -666,21 +697,22 @@ hub_child(int sock, int hub_in, int hub_out, const char *peer)
 	closefrom(6);
 	log_init(relayd_debug, LOG_DAEMON);
 
+	/*
+	 * The hub's signals stay blocked until worker_main() has its own
+	 * SIGTERM handler, so an early SIGTERM waits for it.  ^C in a
+	 * terminal reaches every process: the hub says goodbye for us.
+	 */
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	/* ^C in a terminal reaches every process: the hub says goodbye. */
 	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
+		_exit(1);
 
 	memcpy(key, hub.key, sizeof(key));
 	memcpy(head, hub.head, sizeof(head));
-	strlcpy(peerbuf, peer, sizeof(peerbuf));
+	strlcpy(peerbuf, self->peer, sizeof(peerbuf));
+	free(self);		/* not in the tables yet */
 	hub_child_cleanup();
 
 	memset(&wp, 0, sizeof(wp));
@@ -727,6 +759,7 @@ hub_child_cleanup(void)
 	TAILQ_INIT(&hub.live);
 	TAILQ_INIT(&hub.logged);
 	TAILQ_INIT(&hub.dying);
+	TAILQ_INIT(&hub.flushq);
 	free(hub.ev_ls);
 	hub.ev_ls = NULL;
 	free(hub.ls);
@@ -772,7 +805,7 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 		close(s);
 		return;
 	case 0:
-		hub_child(s, toward[0], back[1], w->peer);
+		hub_child(s, toward[0], back[1], w);
 		/* NOTREACHED */
 	}
 	close(s);
@@ -951,13 +984,91 @@ hub_rotate_key(const unsigned char *key)
 	char			 b64[FERNET_KEY_B64LEN + 1];
 
 	memcpy(hub.key, key, sizeof(hub.key));
-	if (relayd_key_save(key) == -1)
-		log_warnx("new key not saved; a restart will not know it");
+	(void)relayd_key_save(key);	/* it logs why it did not */
 	fernet_key_format(key, b64);
 	TAILQ_FOREACH_SAFE(w, &hub.live, live_entry, next)
 		hub_send_str(w, H_KEY, b64);
 	explicit_bzero(b64, sizeof(b64));
+	hub_flush_queued();
 	log_info("key rotated");
+}
+
+/*
+ * Tells a worker BYE and forgets its login at once, so that WHO and
+ * pushes leave it out while it says goodbye.
+ */
+static void
+hub_end_session(struct hub_worker *w, const char *reason)
+{
+	if (w->dead || w->ending)
+		return;
+	hub_send_str(w, H_BYE, reason);
+	if (w->u != NULL) {
+		log_info("logout %s from %s (%s)", w->user, w->peer, reason);
+		hub_logout(w);
+	}
+	w->ending = 1;
+}
+
+/* The users table, for the control socket (adduser, deluser, users). */
+struct userdb *
+hub_userdb(void)
+{
+	return hub.users;
+}
+
+/*
+ * Ends every session of user with BYE reason.  Returns how many there
+ * were.  The workers say BYE and go; the table forgets them when they do.
+ */
+int
+hub_kick_user(const char *user, const char *reason)
+{
+	struct hub_user		 key, *u;
+	struct hub_worker	*w, *next;
+	int			 n = 0;
+
+	if (strlcpy(key.name, user, sizeof(key.name)) >= sizeof(key.name) ||
+	    (u = RB_FIND(hub_users, &hub.usertree, &key)) == NULL)
+		return 0;
+	TAILQ_FOREACH_SAFE(w, &u->sessions, user_entry, next) {
+		hub_end_session(w, reason);
+		n++;
+	}
+	hub_flush_queued();
+	return n;
+}
+
+/* Ends the session of worker pid with BYE reason.  -1: no such session. */
+int
+hub_kick_pid(pid_t pid, const char *reason)
+{
+	struct hub_worker	 key, *w;
+
+	key.pid = pid;
+	if ((w = RB_FIND(hub_pids, &hub.pids, &key)) == NULL || w->dead)
+		return -1;
+	hub_end_session(w, reason);
+	hub_flush_queued();
+	return 0;
+}
+
+/* Calls cb for every live session, oldest first. */
+void
+hub_sessions(void (*cb)(void *, const struct hub_session *), void *arg)
+{
+	struct hub_worker	*w;
+	struct hub_session	 s;
+
+	TAILQ_FOREACH(w, &hub.live, live_entry) {
+		s.pid = w->pid;
+		s.peer = w->peer;
+		s.user = w->u != NULL ? w->user : NULL;
+		s.frames_in = w->frames_in;
+		s.frames_out = w->frames_out;
+		s.last_active = w->last_active;
+		cb(arg, &s);
+	}
 }
 
 static int
@@ -1051,6 +1162,30 @@ hub_dispatch(struct epoll_event *e)
 	}
 }
 
+static void
+hub_sigset(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGCHLD);
+}
+
+/*
+ * Blocks the signals the hub reads from its signalfd.  Called early, so
+ * that one sent while the daemon starts is not lost (or fatal).
+ */
+void
+hub_signals_block(void)
+{
+	sigset_t	 mask;
+
+	hub_sigset(&mask);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
+		fatal("sigprocmask");
+}
+
 /* Runs until SIGTERM or SIGINT and every worker has ended.  Returns 0. */
 int
 hub_run(void)
@@ -1059,14 +1194,9 @@ hub_run(void)
 	sigset_t		 mask;
 	int			 i, n;
 
-	setproctitle("hub");
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
-		fatal("sigprocmask");
+	relayd_title("hub");
+	hub_signals_block();
+	hub_sigset(&mask);
 	if ((hub.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==
 	    -1)
 		fatal("signalfd");
@@ -1092,6 +1222,7 @@ hub_run(void)
 		}
 		for (i = 0; i < n; i++)
 			hub_dispatch(&evs[i]);
+		hub_flush_queued();
 		hub_timers();
 		hub_free_zombies();
 	}

@@ -18,6 +18,7 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct relayd_limits relayd_limits = {
 };
 int		 relayd_debug;
 
+static int	 relayd_title_pad;	/* see relayd_title() */
 static char	*relayd_statedir;
 static char	*relayd_usersfile;
 static char	*relayd_keyfile;	/* where a rotated key is saved */
@@ -99,6 +101,23 @@ wall_sec(void)
 	return ts.tv_sec < 0 ? 0 : (uint64_t)ts.tv_sec;
 }
 
+/*
+ * Sets the process title.  It is padded to the length of the original
+ * command line: a shorter title makes libbsd mark the old end with a
+ * '.', which ps(1) then shows.
+ */
+void
+relayd_title(const char *fmt, ...)
+{
+	char	 t[128];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(t, sizeof(t), fmt, ap);
+	va_end(ap);
+	setproctitle("%-*s", relayd_title_pad, t);
+}
+
 static void
 relayd_set_option(const char *arg)
 {
@@ -133,6 +152,9 @@ relayd_check_limits(void)
 	size_t	 push = HEAD_LEN + 1 + SEQ_DIGITS_MAX + 1 + 4 + ID_MAX + 1 +
 	    USER_MAX + 1 + 20 + 1 + (size_t)relayd_limits.body_max;
 
+	if (push + 256 > REC_MAX)
+		fatalx("body_max %lld: at most %d", relayd_limits.body_max,
+		    REC_MAX - 256 - (int)(push - relayd_limits.body_max));
 	if (fernet_token_len(push) + 2 > (size_t)relayd_limits.frame_max)
 		fatalx("body_max %lld does not fit in frame_max %lld (a body "
 		    "of up to %lld bytes would need %zu)",
@@ -158,6 +180,25 @@ relayd_mkdirs(const char *path)
 	}
 	if (mkdir(tmp, 0700) == -1 && errno != EEXIST)
 		fatal("mkdir %s", tmp);
+}
+
+/* Paths are kept absolute: daemon(3) moves to /. */
+static char *
+relayd_abspath(const char *path)
+{
+	char	 cwd[PATH_MAX], *p;
+
+	if (path[0] == '/')
+		p = strdup(path);
+	else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			fatal("getcwd");
+		if (asprintf(&p, "%s/%s", cwd, path) == -1)
+			p = NULL;
+	}
+	if (p == NULL)
+		fatal("%s", path);
+	return p;
 }
 
 static char *
@@ -273,17 +314,23 @@ relayd_write_file(const char *path, const char *data, size_t len)
 	return -1;
 }
 
-/* Reads the first line of a small file into buf (terminator removed). */
+/*
+ * Reads the first line of a small file into buf (terminator removed).
+ * The file holds a secret: a warning if group or others may read it.
+ */
 static int
 relayd_read_line(const char *path, char *buf, size_t len)
 {
-	ssize_t	 n;
-	size_t	 got = 0;
-	int	 fd;
-	char	*nl;
+	struct stat	 st;
+	ssize_t		 n;
+	size_t		 got = 0;
+	int		 fd;
+	char		*nl;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		log_warnx("%s: readable by group or others (chmod 600)", path);
 	while (got < len - 1) {
 		if ((n = read(fd, buf + got, len - 1 - got)) == -1) {
 			if (errno == EINTR)
@@ -432,6 +479,12 @@ relayd_users_load(void)
 	return db;
 }
 
+const char *
+relayd_users_path(void)
+{
+	return relayd_usersfile;
+}
+
 /* SIGHUP: a new table, or the old one kept and the reason logged. */
 int
 relayd_users_reload(void)
@@ -542,6 +595,11 @@ main(int argc, char *argv[], char *envp[])
 	int			 i;
 
 	setproctitle_init(argc, argv, envp);
+	for (i = 0; i < argc; i++)
+		relayd_title_pad += strlen(argv[i]) + 1;
+	relayd_title_pad -= strlen(getprogname()) + 2;
+	if (relayd_title_pad < 0 || relayd_title_pad > 4096)
+		relayd_title_pad = 0;
 	log_procname("relayd");
 	log_init(1, LOG_DAEMON);
 
@@ -574,15 +632,15 @@ main(int argc, char *argv[], char *envp[])
 			port = optarg;
 			break;
 		case 's':
-			if ((relayd_statedir = strdup(optarg)) == NULL)
-				fatal("strdup");
+			free(relayd_statedir);
+			relayd_statedir = relayd_abspath(optarg);
 			break;
 		case 'S':
 			secretfile = optarg;
 			break;
 		case 'u':
-			if ((relayd_usersfile = strdup(optarg)) == NULL)
-				fatal("strdup");
+			free(relayd_usersfile);
+			relayd_usersfile = relayd_abspath(optarg);
 			break;
 		case 'v':
 			verbose++;
@@ -597,10 +655,14 @@ main(int argc, char *argv[], char *envp[])
 	relayd_check_limits();
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("signal");
+	/* Held from here, so a signal sent once we listen waits for the hub. */
+	hub_signals_block();
 	umask(077);
 
 	if (relayd_statedir == NULL)
 		relayd_statedir = relayd_default_statedir();
+	else if (relayd_statedir[0] != '/')
+		fatalx("%s: state directory must be absolute", relayd_statedir);
 	relayd_setup_statedir();
 	if (relayd_usersfile == NULL)
 		relayd_usersfile = relayd_path("users");
@@ -637,6 +699,11 @@ main(int argc, char *argv[], char *envp[])
 		for (i = 0; i < nls; i++)
 			fprintf(stderr, "relayd: listening on %s port %d\n",
 			    ls[i].addr, ls[i].port);
+		if (userdb_count(users) == 0)
+			fprintf(stderr, "relayd: %s has no users yet: add a "
+			    "line NAME:MD5HEX (printf %%s PASSWORD | md5sum), "
+			    "then kill -HUP %ld\n", relayd_usersfile,
+			    (long)getpid());
 		fflush(stderr);
 		explicit_bzero(b64, sizeof(b64));
 	} else {

@@ -79,8 +79,19 @@ uint64_t	 mono_ms(void);
 uint64_t	 wall_sec(void);
 int		 relayd_key_save(const unsigned char *);
 int		 relayd_users_reload(void);
+const char	*relayd_users_path(void);
+void		 relayd_title(const char *, ...)
+		    __attribute__((__format__(printf, 1, 2)));
 
 /* hub.c */
+struct hub_session {
+	pid_t		 pid;
+	const char	*peer;
+	const char	*user;		/* NULL: not logged in */
+	uint64_t	 frames_in;	/* as of the worker's last W_STATS */
+	uint64_t	 frames_out;
+	uint64_t	 last_active;	/* wall clock seconds */
+};
 struct hub_listener {
 	int		 fd;
 	char		 addr[PEER_MAX];
@@ -92,6 +103,12 @@ int		 hub_run(void);
 void		 hub_set_users(struct userdb *);
 void		 hub_rotate_key(const unsigned char *);
 void		 hub_child_cleanup(void);
+void		 hub_signals_block(void);
+struct userdb	*hub_userdb(void);
+int		 hub_kick_user(const char *, const char *);
+int		 hub_kick_pid(pid_t, const char *);
+void		 hub_sessions(void (*)(void *, const struct hub_session *),
+		    void *);
 
 /* worker.c */
 __dead void	 worker_main(const struct worker_params *);

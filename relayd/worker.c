@@ -250,10 +250,10 @@ worker_hub_lookup(struct worker *w, const char *user, enum worker_wait wait)
 {
 	struct rec_writer	 rw;
 
+	w->wait = wait;
 	rec_begin(&rw, &w->hq, W_LOOKUP);
 	worker_hub_str(&rw, user);
 	worker_hub_finish(w, &rw);
-	w->wait = wait;
 }
 
 static void
@@ -397,7 +397,7 @@ worker_login_done(struct worker *w, uint32_t ok)
 	}
 	w->logged_in = 1;
 	strlcpy(w->user, w->arg_user, sizeof(w->user));
-	setproctitle("%s %s", w->user, w->peer);
+	relayd_title("%s %s", w->user, w->peer);
 	if (spool_count(w->user, &count) == -1) {
 		log_warn("%s: mailbox of %s", w->peer, w->user);
 		count = 0;
@@ -573,14 +573,18 @@ worker_ack(struct worker *w, struct proto_msg *m)
 	}
 	memcpy(w->arg_id, m->args, m->argslen);
 	w->arg_id[m->argslen] = '\0';
-	if (!spool_valid_id(w->arg_id, m->argslen) ||
-	    spool_claim(w->user, w->arg_id) == -1) {
-		if (errno != ENOENT && spool_valid_id(w->arg_id, m->argslen)) {
+	if (!spool_valid_id(w->arg_id, m->argslen)) {
+		worker_reply(w, "ERR ACK no such item");
+		return;
+	}
+	if (spool_claim(w->user, w->arg_id) == -1) {
+		if (errno == ENOENT)
+			worker_reply(w, "ERR ACK no such item");
+		else {
 			log_warn("%s: mailbox item %s/%s", w->peer, w->user,
 			    w->arg_id);
 			worker_reply(w, "ERR ACK storage error");
-		} else
-			worker_reply(w, "ERR ACK no such item");
+		}
 		return;
 	}
 	if (spool_read(w->user, w->arg_id, 1, &w->item,
@@ -979,6 +983,11 @@ worker_hub_input(struct worker *w)
 		worker_bye(w, "shutting down");
 		return;
 	}
+	if (w->closing) {
+		/* Read and dropped, so the hub's queue to us never backs up. */
+		buf_reset(&w->hbuf);
+		return;
+	}
 	while (!w->closing) {
 		if ((rc = rec_next(&w->hbuf, &type, &rr, &used)) == 0)
 			break;
@@ -1084,7 +1093,14 @@ worker_closed(struct worker *w)
 {
 	if (mono_ms() >= w->close_at)
 		return 1;
-	if (buf_len(&w->out) > 0 || (buf_len(&w->hq) > 0 && !w->hub_gone))
+	if (buf_len(&w->hq) == 0 && !w->hub_gone) {
+		/* The hub forgets the session now, not after the drain. */
+		close(w->hin);
+		close(w->hout);
+		w->hin = w->hout = -1;
+		w->hub_gone = 1;
+	}
+	if (buf_len(&w->out) > 0 || !w->hub_gone)
 		return 0;
 	if (!w->shut) {
 		if (shutdown(w->s, SHUT_WR) == -1)
@@ -1114,7 +1130,9 @@ worker_poll(struct worker *w)
 		pfd[0].events |= POLLIN;
 	if (buf_len(&w->out) > 0)
 		pfd[0].events |= POLLOUT;
-	pfd[1].fd = w->hub_gone || w->closing ? -1 : w->hin;
+	if (pfd[0].events == 0)
+		pfd[0].fd = -1;		/* or a hang-up would spin the loop */
+	pfd[1].fd = w->hub_gone ? -1 : w->hin;
 	pfd[1].events = POLLIN;
 	pfd[2].fd = w->hub_gone || buf_len(&w->hq) == 0 ? -1 : w->hout;
 	pfd[2].events = POLLOUT;
@@ -1130,6 +1148,8 @@ worker_poll(struct worker *w)
 			return;
 		fatal("ppoll");
 	}
+	if (worker_sigterm)
+		return;		/* the hub ended us: say so before anything */
 	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 		if (w->closing) {
 			/* Drain so that closing sends FIN, not RST. */
@@ -1148,9 +1168,15 @@ worker_poll(struct worker *w)
 static __dead void
 worker_end(struct worker *w, int status)
 {
+	/* An ACK cut short gives its item back to the mailbox. */
+	if (w->wait == WAIT_ACK && spool_unclaim(w->user, w->arg_id) == -1)
+		log_warn("%s: mailbox item %s/%s", w->peer, w->user,
+		    w->arg_id);
 	close(w->s);
-	close(w->hin);
-	close(w->hout);
+	if (w->hin != -1)
+		close(w->hin);
+	if (w->hout != -1)
+		close(w->hout);
 	fernet_free(w->f);
 	fernet_free(w->fprev);
 	frame_in_free(&w->fin);
@@ -1192,16 +1218,20 @@ worker_main(const struct worker_params *wp)
 	explicit_bzero(wp->key, FERNET_KEY_LEN);
 	if (w.f == NULL)
 		fatalx("%s: cannot set up the key", w.peer);
-	setproctitle("%s", w.peer);
+	relayd_title("%s", w.peer);
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = worker_on_sigterm;
 	if (sigaction(SIGTERM, &sa, NULL) == -1)
 		fatal("sigaction");
+	/* SIGTERM only reaches us inside ppoll(); SIGCHLD is not ours. */
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGCHLD, &sa, NULL) == -1)
+		fatal("sigaction");
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &term, NULL) == -1)
+	if (sigprocmask(SIG_SETMASK, &term, NULL) == -1)
 		fatal("sigprocmask");
 
 	plainmax = fernet_plain_max(lim->frame_max);

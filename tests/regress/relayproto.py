@@ -50,6 +50,17 @@ NONCE_RE = re.compile(r"[0-9a-f]{32}")
 B64_RE = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 REPLIES = ("OK", "ERR", "HELLO", "PONG")
+_N = r"(0|[1-9][0-9]*)"
+_U = r"[a-z0-9_][a-z0-9_.-]{0,31}"
+OK_SHAPES = {
+    "LOGIN": re.compile(r"LOGIN " + _N),
+    "SAY": re.compile(r"SAY"),
+    "COMPOSE": re.compile(r"COMPOSE [A-Za-z0-9._-]{1,64}"),
+    "READ": re.compile(r"READ " + _N),
+    "ACK": re.compile(r"ACK [A-Za-z0-9._-]{1,64}"),
+    "WHO": re.compile(r"WHO %s( %s)*" % (_N, _U)),
+    "EXIT": re.compile(r"EXIT"),
+}
 PUSHES = ("SAY", "MSG", "RECEIPT", "KEY", "BYE")
 CLIENT_VERBS = ("HELLO", "LOGIN", "SAY", "COMPOSE", "READ", "ACK", "WHO",
                 "PING", "EXIT")
@@ -160,9 +171,12 @@ def check_shape(f):
     """The fields of each server verb, as protocol-v1.md gives them."""
     v, a = f.verb, f.args
     if v == "OK":
-        p = a.split(" ", 1)
+        p = a.split(" ")
         if not VERB_RE.fullmatch(p[0]):
             raise ProtocolViolation("OK with bad VERB: %r" % f.text)
+        shape = OK_SHAPES.get(p[0])
+        if shape is not None and not shape.fullmatch(a):
+            raise ProtocolViolation("bad OK %s: %r" % (p[0], f.text[:100]))
     elif v == "ERR":
         p = a.split(" ", 1)
         if len(p) != 2 or not VERB_RE.fullmatch(p[0]) or p[1] == "":
@@ -448,6 +462,14 @@ class Client:
                                      "deadline; pushes %r" %
                                      (pattern, self.pushes[-5:]))
 
+    def next_push(self, until=None):
+        """The oldest push not yet taken (read one if none is queued)."""
+        until = deadline() if until is None else until
+        while not self.pushes:
+            if self._read_frame(until) is None:
+                raise AssertionError("no push before the deadline")
+        return self.pushes.pop(0)
+
     def expect(self, pattern, until=None):
         """
         The first frame (reply or push) whose text matches pattern;
@@ -620,6 +642,21 @@ class Client:
         assert r.text == "OK EXIT", r
         rest = self.until_closed(until)
         assert rest == [], "frames after OK EXIT: %r" % rest
+
+
+def marker(sender, receivers, body="marker"):
+    """
+    sender SAYs body; for each receiver the next push must be that SAY.
+    Pushes caused by one session arrive in the order its commands were
+    processed, so this proves that an earlier command of sender pushed
+    nothing to them, with no waiting for silence.
+    """
+    r = sender.command("SAY " + body)
+    assert r.text == "OK SAY", r
+    for c in receivers:
+        f = c.next_push()
+        assert f.verb == "SAY" and f.fields(3)[0] == sender.user and \
+            f.fields(3)[2] == body, "push before the marker: %r" % f
 
 
 def msg_fields(f):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from relayproto import BODY_MAX, deadline
+from relayproto import BODY_MAX, deadline, marker
 
 USERS = {"alice": "a", "bob": "b", "carol": "c", "b-c": "1", "b.c": "2",
          "b0": "3", "b_c": "4", "_": "5"}
@@ -114,9 +114,7 @@ def test_say_body_too_long(daemon, body):
     a = daemon.login("alice")
     b = daemon.login("bob")
     assert a.say(body).text == "ERR SAY too long"
-    b.assert_silent()
-    a.probe()
-    b.probe()
+    marker(a, [b])
 
 
 @pytest.mark.parametrize("body", [
@@ -146,8 +144,7 @@ def test_say_bad_body(daemon, text):
     b = daemon.login("bob")
     r = a.command(text)
     assert r.verb == "ERR" and r.args.startswith("SAY "), r
-    b.assert_silent()
-    a.probe()
+    marker(a, [b])
 
 
 @pytest.mark.relayd(users=USERS)
