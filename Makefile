@@ -53,6 +53,8 @@ DEPSTAMP =	$(BUILD)/.deps-ok
 .PHONY: all deps check unit regress lint run install uninstall asan fuzz \
 	bench-crypto bench bench-check clean
 .DEFAULT_GOAL := all
+# Keep objects that only chained pattern rules name.
+.SECONDARY:
 
 all: $(PROGS)
 

@@ -14,7 +14,8 @@
  *   that is not gets ERR NONE malformed, like a bad verb.  NUL is UTF-8:
  *   it can only sit in ARGS (anywhere else the shape is already wrong),
  *   and there the field validators refuse it, so it gets "bad arguments"
- *   of that VERB.  A "VERB " with nothing after the SP is malformed.
+ *   of that VERB.  A "VERB " with nothing after the SP has empty ARGS
+ *   (args set, argslen 0), which every command refuses as bad arguments.
  * - utf8_valid() is strict UTF-8 (no overlong forms, no surrogates,
  *   nothing past U+10FFFF) and accepts U+0000: NUL is refused by the
  *   validators, every one of which does refuse it.
@@ -103,7 +104,9 @@ proto_verb(struct proto_msg *m)
 	if (i == 0)
 		return -1;
 	if (i < m->restlen) {
-		if (m->rest[i] != ' ' || i + 1 == m->restlen)
+		/* "VERB SP" with nothing after it: empty ARGS, for the
+		 * command to refuse as bad arguments, not malformed. */
+		if (m->rest[i] != ' ')
 			return -1;
 		m->args = m->rest + i + 1;
 		m->argslen = m->restlen - i - 1;

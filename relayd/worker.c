@@ -694,34 +694,6 @@ static const struct worker_cmd {
 	{ "WHO",	1, worker_who },
 };
 
-/*
- * Takes the VERB off a valid frame.  proto_verb() calls "VERB SP" with
- * nothing after it, or a NUL anywhere, malformed; relay(7) makes those
- * wrong arguments of that VERB (a NUL is UTF-8, and only BODY and the
- * other fields refuse it), so for them the VERB is cut here and the
- * command's own checks answer.
- */
-static int
-worker_verb(struct proto_msg *m)
-{
-	size_t	 i;
-
-	if (proto_verb(m) == 0)
-		return 0;
-	for (i = 0; i < m->restlen && i <= VERB_MAX; i++)
-		if (m->rest[i] < 'A' || m->rest[i] > 'Z')
-			break;
-	if (i == 0 || i > VERB_MAX || (i < m->restlen && m->rest[i] != ' '))
-		return -1;
-	memcpy(m->verb, m->rest, i);
-	m->verb[i] = '\0';
-	if (i < m->restlen) {
-		m->args = m->rest + i + 1;
-		m->argslen = m->restlen - i - 1;
-	}
-	return 0;
-}
-
 /* A frame that failed a validity check: silence, and count it. */
 static void
 worker_invalid(struct worker *w, const char *why)
@@ -779,7 +751,7 @@ worker_frame(struct worker *w, const char *line, size_t len)
 	if (w->lim->idle_timeout > 0)
 		w->idle_at = mono_ms() + w->lim->idle_timeout * 1000;
 
-	if (!utf8_valid(p, plen) || worker_verb(&m) == -1) {
+	if (!utf8_valid(p, plen) || proto_verb(&m) == -1) {
 		worker_reply(w, "ERR NONE malformed");
 		return;
 	}

@@ -99,7 +99,9 @@ static const struct verb_case {
 	{ S("NOSUCHVERB x"), 1, "NOSUCHVERB", S("x") },
 	{ S("ABCDEFGHIJKLMNOPQ"), 0, NULL, NULL, 0 },	/* 17 letters */
 	{ S("ABCDEFGHIJKLMNOPQ x"), 0, NULL, NULL, 0 },
-	{ S("READ "), 0, NULL, NULL, 0 },
+	/* "VERB SP" and nothing: a VERB with empty ARGS (bad arguments). */
+	{ S("READ "), 1, "READ", S("") },
+	{ S("SAY "), 1, "SAY", S("") },
 	{ S("hello relay/1"), 0, NULL, NULL, 0 },
 	{ S("Hello"), 0, NULL, NULL, 0 },
 	{ S("HELLo"), 0, NULL, NULL, 0 },
@@ -146,6 +148,7 @@ test_verb(void **state)
 			assert_null(m.args);
 			assert_int_equal(m.argslen, 0);
 		} else {
+			assert_non_null(m.args);
 			assert_int_equal(m.argslen, c->argslen);
 			assert_memory_equal(m.args, c->args, c->argslen);
 		}
