@@ -6,6 +6,10 @@ PREFIX ?=	/usr/local
 BINDIR ?=	$(PREFIX)/bin
 SBINDIR ?=	$(PREFIX)/sbin
 MANDIR ?=	$(PREFIX)/share/man
+EXAMPLEDIR ?=	$(PREFIX)/share/examples/relayd
+SYSCONFDIR ?=	/etc
+UNITDIR ?=	$(PREFIX)/lib/systemd/system
+RELAYD_USER ?=	_relayd
 DESTDIR ?=
 BUILD ?=	build
 CC ?=		cc
@@ -73,6 +77,11 @@ deps:
 	command -v mandoc >/dev/null 2>&1 || missing="$$missing mandoc"; \
 	$(PYTHON) -c 'import pytest, cryptography' >/dev/null 2>&1 || \
 		missing="$$missing python"; \
+	if [ "$$(id -u)" = 0 ] && ! getent passwd _relayd >/dev/null; then \
+		echo "deps: adding _relayd, the user of relayd's sessions"; \
+		useradd --system --no-create-home \
+		    --shell /usr/sbin/nologin _relayd || exit 1; \
+	fi; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "deps: missing ($$missing)"; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -95,11 +104,29 @@ $(LIB): $(call obj,$(LIB_SRCS))
 $(BUILD)/relayd: $(call obj,$(RELAYD_SRCS)) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
+# The daemon of the fault tests: relayd with tests/hook/*.c linked in
+# place of relayd/hook.c, so that a worker can be made to misbehave.
+HOOK_SRCS =	$(filter-out relayd/hook.c,$(RELAYD_SRCS)) \
+		$(wildcard tests/hook/*.c)
+$(BUILD)/tests/relayd-hook: $(call obj,$(HOOK_SRCS)) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/relayctl: $(call obj,$(RELAYCTL_SRCS)) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/relay: $(call obj,$(RELAY_SRCS)) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# A unit test of a daemon module outside librelay.a (test_userdb.c for
+# relayd/userdb.c) links that module's object too.
+DAEMON_UNITS =	$(filter $(patsubst relayd/%.c,%,$(RELAYD_SRCS)), \
+		    $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS)))
+$(patsubst %,$(BUILD)/tests/test_%,$(DAEMON_UNITS)): $(BUILD)/tests/test_%: \
+    $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/obj/relayd/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) \
+	    $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
@@ -136,7 +163,7 @@ unit: $(UNIT_BINS) $(TOOL_BINS)
 		RELAY_FERNET_SPEC=$(CURDIR)/../shared/fernet-spec $$t || fail=1; \
 	done; exit $$fail
 
-regress: $(PROGS) $(TOOL_BINS)
+regress: $(PROGS) $(TOOL_BINS) $(BUILD)/tests/relayd-hook
 	RELAY_BUILD=$(CURDIR)/$(BUILD) \
 	RELAY_FERNET_SPEC=$(CURDIR)/../shared/fernet-spec \
 	    $(PYTHON) -m pytest -q -ra -p no:cacheprovider tests/regress
@@ -185,26 +212,48 @@ fuzz: $(FUZZ_BINS)
 		    || exit 1; \
 	done
 
+# The programs, the man pages, the example relayd.conf (also as
+# SYSCONFDIR/relayd.conf if there is none yet: every line of it is a
+# comment, so it changes nothing until edited), and the systemd unit.
+# Installing into the live system as root also creates the unprivileged
+# user the sessions run as.  uninstall leaves the user, the state and an
+# edited relayd.conf alone.
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
-	    $(DESTDIR)$(MANDIR)/man8
-	[ ! -x $(BUILD)/relayd ] || install -m 755 $(BUILD)/relayd \
-	    $(DESTDIR)$(SBINDIR)/relayd
-	[ ! -x $(BUILD)/relayctl ] || install -m 755 $(BUILD)/relayctl \
-	    $(DESTDIR)$(SBINDIR)/relayctl
-	[ ! -x $(BUILD)/relay ] || install -m 755 $(BUILD)/relay \
-	    $(DESTDIR)$(BINDIR)/relay
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(SYSCONFDIR) \
+	    $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/relayd $(DESTDIR)$(SBINDIR)/relayd
+	install -m 755 $(BUILD)/relayctl $(DESTDIR)$(SBINDIR)/relayctl
+	install -m 755 $(BUILD)/relay $(DESTDIR)$(BINDIR)/relay
 	for m in $(MANS); do \
-		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
 	done
+	install -m 644 relayd/relayd.conf $(DESTDIR)$(EXAMPLEDIR)/relayd.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/relayd.conf ] || install -m 644 \
+	    relayd/relayd.conf $(DESTDIR)$(SYSCONFDIR)/relayd.conf
+	sed 's|@SBINDIR@|$(SBINDIR)|g' relayd/relayd.service \
+	    > $(DESTDIR)$(UNITDIR)/relayd.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/relayd.service.tmp \
+	    $(DESTDIR)$(UNITDIR)/relayd.service
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
+	    ! getent passwd $(RELAYD_USER) >/dev/null; then \
+		echo "useradd --system $(RELAYD_USER)"; \
+		useradd --system --no-create-home --home-dir /nonexistent \
+		    --shell /usr/sbin/nologin $(RELAYD_USER) || exit 1; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/relayd $(DESTDIR)$(SBINDIR)/relayctl \
-	    $(DESTDIR)$(BINDIR)/relay
+	    $(DESTDIR)$(BINDIR)/relay $(DESTDIR)$(UNITDIR)/relayd.service
 	for m in $(MANS); do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
+	if cmp -s relayd/relayd.conf $(DESTDIR)$(SYSCONFDIR)/relayd.conf; \
+	then rm -f $(DESTDIR)$(SYSCONFDIR)/relayd.conf; fi
+	rm -f $(DESTDIR)$(EXAMPLEDIR)/relayd.conf
+	-rmdir $(DESTDIR)$(EXAMPLEDIR) 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-fuzz

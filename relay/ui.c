@@ -215,9 +215,12 @@ ui_input(void *arg, struct session *s)
 	int		 n, avail = 0;
 	size_t		 len;
 
-	if (ioctl(STDIN_FILENO, FIONREAD, &avail) == 0 && avail == 0)
-		return -1;		/* readable but empty: hung up */
+	/* Readable but empty, or no longer a terminal: hung up. */
+	if (ioctl(STDIN_FILENO, FIONREAD, &avail) == -1 || avail == 0)
+		return -1;
 	line = el_gets(ui->el, &n);
+	if (n == -1 && errno != EINTR && errno != EAGAIN)
+		return -1;		/* a read error ends input too */
 	if (line == NULL || n <= 0)
 		return 0;
 	len = (size_t)n;

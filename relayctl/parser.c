@@ -85,7 +85,8 @@ parser_lookup(const char *name)
 
 /*
  * Parse a command's own options and count its arguments; argv[0] is the
- * command name.  Returns 0, or -1 on a usage error (not yet reported).
+ * command name.  Returns 0, or -1 on a usage error, said on stderr (the
+ * caller adds the command's usage).
  */
 int
 parser_args(const struct ctl_cmd *cmd, int argc, char **argv,
@@ -105,14 +106,28 @@ parser_args(const struct ctl_cmd *cmd, int argc, char **argv,
 	optreset = 1;
 	optind = 1;
 	while ((ch = getopt(argc, argv, optstr)) != -1) {
-		if (ch < 'a' || ch > 'z' || strchr(cmd->options, ch) == NULL)
+		if (ch < 'a' || ch > 'z' || strchr(cmd->options, ch) == NULL) {
+			ch = ch == '?' || ch == ':' ? optopt : ch;
+			if (ch > ' ' && ch < 0x7f)
+				relayctl_warnx("%s: unknown option -%c",
+				    cmd->name, ch);
+			else
+				relayctl_warnx("%s: unknown option",
+				    cmd->name);
 			return -1;
+		}
 		args->opts |= CTL_OPT(ch);
 	}
 	args->argc = argc - optind;
 	args->argv = argv + optind;
-	if (args->argc < cmd->argmin || args->argc > cmd->argmax)
+	if (args->argc < cmd->argmin) {
+		relayctl_warnx("%s: missing argument", cmd->name);
 		return -1;
+	}
+	if (args->argc > cmd->argmax) {
+		relayctl_warnx("%s: too many arguments", cmd->name);
+		return -1;
+	}
 	return 0;
 }
 

@@ -598,6 +598,7 @@ main(int argc, char *argv[])
 	/* relayd going away mid-request is an error to report, not a kill. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		relayctl_warnx("signal: %s", strerror(errno));
+		free(c.vpath);
 		return RELAYCTL_EXIT_FAIL;
 	}
 
@@ -611,17 +612,20 @@ main(int argc, char *argv[])
 	rec_put_u32(&w, CTL_VERSION);
 	if (cmd->build(cmd, &args, &w) == -1) {
 		buf_free(&req);
+		free(c.vpath);
 		return RELAYCTL_EXIT_FAIL;
 	}
 	if (rec_finish(&w) == -1) {
 		relayctl_warnx("request too large");
 		buf_free(&req);
+		free(c.vpath);
 		return RELAYCTL_EXIT_FAIL;
 	}
 
 	if (clock_gettime(CLOCK_MONOTONIC, &c.deadline) == -1) {
 		relayctl_warnx("clock_gettime: %s", strerror(errno));
 		buf_free(&req);
+		free(c.vpath);
 		return RELAYCTL_EXIT_FAIL;
 	}
 	c.deadline.tv_sec += c.timeout;

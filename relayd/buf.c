@@ -17,6 +17,10 @@
  *   nothing.  buf_reset() keeps the memory whatever its size.
  * - Memory is wiped before it goes back to the allocator (growth and
  *   free), as buffers carry plaintext between the hub and its workers.
+ * - Bytes are wiped as soon as they are consumed or cut off (drain,
+ *   truncate, reset, the room left behind by a move), so a worker forked
+ *   from the hub finds no other session's traffic in the memory it
+ *   inherits, and no buffer keeps plaintext it no longer holds.
  *
  * Every size computation is checked for overflow before it is used.
  */
@@ -70,6 +74,8 @@ buf_free(struct buf *b)
 void
 buf_reset(struct buf *b)
 {
+	if (b->PRIVATE_data != NULL)
+		explicit_bzero(b->PRIVATE_data, b->PRIVATE_end);
 	b->PRIVATE_start = 0;
 	b->PRIVATE_end = 0;
 }
@@ -122,6 +128,7 @@ buf_room(struct buf *b, size_t n)
 	if (b->PRIVATE_cap >= need) {
 		memmove(b->PRIVATE_data, b->PRIVATE_data + b->PRIVATE_start,
 		    len);
+		explicit_bzero(b->PRIVATE_data + len, b->PRIVATE_end - len);
 		b->PRIVATE_start = 0;
 		b->PRIVATE_end = len;
 		return 0;
@@ -254,6 +261,7 @@ buf_drain(struct buf *b, size_t n)
 			buf_reset(b);
 		return;
 	}
+	explicit_bzero(b->PRIVATE_data + b->PRIVATE_start, n);
 	b->PRIVATE_start += n;
 }
 
@@ -261,8 +269,11 @@ buf_drain(struct buf *b, size_t n)
 void
 buf_truncate(struct buf *b, size_t n)
 {
-	if (n < buf_len(b))
+	if (n < buf_len(b)) {
+		explicit_bzero(b->PRIVATE_data + b->PRIVATE_start + n,
+		    buf_len(b) - n);
 		b->PRIVATE_end = b->PRIVATE_start + n;
+	}
 }
 
 /* Overwrites n bytes at offset off, which must lie inside the data. */

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,8 @@ enum hub_ev_kind {
 	EV_LISTEN,
 	EV_SIGNAL,
 	EV_WIN,		/* records from a worker */
-	EV_WOUT		/* room in the pipe to a worker */
+	EV_WOUT,	/* room in the pipe to a worker */
+	EV_CONTROL	/* the control socket (control.c) */
 };
 
 struct hub_ev {
@@ -77,6 +79,13 @@ struct hub_worker {
 	uint64_t		 frames_in;
 	uint64_t		 frames_out;
 	uint64_t		 last_active;
+	uint64_t		 frames_invalid;
+	uint64_t		 since;		/* wall clock at connect */
+	char			 src[PEER_MAX];	/* address; IPv6: its /64 */
+	uint64_t		 login_at;	/* a held H_LOGIN goes then */
+	uint32_t		 login_ok;	/* and says this */
+	int			 held;
+	TAILQ_ENTRY(hub_worker)	 held_entry;	/* by login_at */
 	RB_ENTRY(hub_worker)	 pid_entry;
 	TAILQ_ENTRY(hub_worker)	 live_entry;	/* every attached worker */
 	TAILQ_ENTRY(hub_worker)	 login_entry;	/* logged in, for fan-out */
@@ -107,6 +116,7 @@ static struct hub {
 	int			 epfd;
 	int			 sigfd;
 	struct hub_ev		 ev_sig;
+	struct hub_ev		 ev_ctl;
 	struct hub_listener	*ls;
 	struct hub_ev		*ev_ls;
 	int			 nls;
@@ -124,11 +134,15 @@ static struct hub {
 	struct hub_worker_list	 dying;		/* ordered by kill_at */
 	struct hub_worker_list	 zombies;	/* free after this batch */
 	struct hub_worker_list	 flushq;	/* write after this batch */
+	struct hub_worker_list	 held;		/* LOGIN under penalty */
 	size_t			 nlive;
+	struct hub_stats	 st;
 	struct buf		 scratch;
 } hub;
 
 static void	 hub_worker_detach(struct hub_worker *);
+static void	 hub_end_session(struct hub_worker *, const char *);
+static void	 hub_login_unhold(struct hub_worker *);
 static void	 hub_worker_kill(struct hub_worker *, const char *);
 static void	 hub_worker_input(struct hub_worker *);
 
@@ -166,7 +180,9 @@ hub_init(struct hub_listener *ls, int nls, struct userdb *users,
 	TAILQ_INIT(&hub.dying);
 	TAILQ_INIT(&hub.zombies);
 	TAILQ_INIT(&hub.flushq);
+	TAILQ_INIT(&hub.held);
 	buf_init(&hub.scratch, REC_HDR_LEN + REC_MAX);
+	hub.st.started = mono_ms();
 }
 
 /* A new users table (after SIGHUP); sessions of removed users go on. */
@@ -335,6 +351,7 @@ hub_worker_detach(struct hub_worker *w)
 {
 	if (w->dead)
 		return;
+	hub_login_unhold(w);
 	if (w->u != NULL) {
 		log_info("logout %s from %s", w->user, w->peer);
 		hub_logout(w);
@@ -388,6 +405,110 @@ hub_get_user(struct rec_reader *rr, char *user)
 	return 0;
 }
 
+/*
+ * Failed-login penalties (penalty.c), per source address and per user
+ * name (only names that exist, so that made-up ones cannot crowd the
+ * table).  Returns when the LOGIN may be answered: now, or when the
+ * longer of the two penalties ends.  A LOGIN that would wait past the
+ * login grace is refused at once, without looking at its proof: BYE.
+ */
+static uint64_t
+hub_penalty(struct hub_worker *w, const char *user, int exists)
+{
+	char		 key[PEER_MAX + USER_MAX + 8];
+	uint64_t	 now = mono_ms(), at = now, t;
+
+	snprintf(key, sizeof(key), "src:%s", w->src);
+	if ((t = penalty_until(key, now)) > at)
+		at = t;
+	if (exists) {
+		snprintf(key, sizeof(key), "user:%s", user);
+		if ((t = penalty_until(key, now)) > at)
+			at = t;
+	}
+	if (at - now > (uint64_t)relayd_limits.login_grace * 1000) {
+		log_limited("%s: LOGIN for %s refused: penalty for %llu s "
+		    "more", w->peer, user,
+		    (unsigned long long)(at - now + 999) / 1000);
+		hub_end_session(w, "too many failed logins");
+		return 0;
+	}
+	return at;
+}
+
+static void
+hub_penalty_fail(struct hub_worker *w, const char *user, int exists,
+    uint64_t at)
+{
+	char		 key[PEER_MAX + USER_MAX + 8];
+	uint64_t	 until;
+
+	snprintf(key, sizeof(key), "src:%s", w->src);
+	if (penalty_fail(key, at, relayd_limits.penalty_grace,
+	    relayd_limits.penalty_min, relayd_limits.penalty_max,
+	    &until) == -1)
+		log_warn("penalty");
+	else if (until != 0)
+		log_limited("%s: failed logins: %s penalised for %llu ms",
+		    w->peer, w->src, (unsigned long long)(until - at));
+	if (!exists)
+		return;
+	snprintf(key, sizeof(key), "user:%s", user);
+	if (penalty_fail(key, at, relayd_limits.penalty_grace,
+	    relayd_limits.penalty_min, relayd_limits.penalty_user_max,
+	    &until) == -1)
+		log_warn("penalty");
+}
+
+/* Sends the H_LOGIN decided for w, and logs it in if it succeeded. */
+static void
+hub_login_answer(struct hub_worker *w)
+{
+	if (w->dead || w->ending)
+		return;
+	if (w->login_ok)
+		hub_login(w, w->user);
+	hub_send_u32(w, H_LOGIN, w->login_ok);
+}
+
+/* Holds w's H_LOGIN until at; the list stays sorted by time. */
+static void
+hub_login_hold(struct hub_worker *w, uint64_t at)
+{
+	struct hub_worker	*o;
+
+	w->login_at = at;
+	w->held = 1;
+	TAILQ_FOREACH_REVERSE(o, &hub.held, hub_worker_list, held_entry)
+		if (o->login_at <= at)
+			break;
+	if (o == NULL)
+		TAILQ_INSERT_HEAD(&hub.held, w, held_entry);
+	else
+		TAILQ_INSERT_AFTER(&hub.held, o, w, held_entry);
+}
+
+static void
+hub_login_unhold(struct hub_worker *w)
+{
+	if (!w->held)
+		return;
+	TAILQ_REMOVE(&hub.held, w, held_entry);
+	w->held = 0;
+}
+
+/* A frame with a wrong HEAD under the key: a guess at the secret code. */
+static void
+hub_do_badhead(struct hub_worker *w, struct rec_reader *rr)
+{
+	if (rec_end(rr) == -1) {
+		hub_worker_kill(w, "bad BADHEAD record");
+		return;
+	}
+	log_limited("%s: frame with a wrong HEAD under the key", w->peer);
+	hub_penalty_fail(w, "", 0, mono_ms());
+}
+
 static void
 hub_do_login(struct hub_worker *w, struct rec_reader *rr)
 {
@@ -397,9 +518,10 @@ hub_do_login(struct hub_worker *w, struct rec_reader *rr)
 	char		 user[USER_MAX + 1], nonce[NONCE_LEN + 1];
 	const char	*s, *proof, *md5;
 	size_t		 len, prooflen;
+	uint64_t	 at;
 	int		 ok;
 
-	if (w->u != NULL || hub_get_user(rr, user) == -1 ||
+	if (w->u != NULL || w->held || hub_get_user(rr, user) == -1 ||
 	    rec_get_str(rr, &s, &len) == -1 || !proto_valid_nonce(s, len) ||
 	    rec_get_str(rr, &proof, &prooflen) == -1 ||
 	    prooflen > 2 * PROOF_LEN || rec_end(rr) == -1) {
@@ -409,13 +531,23 @@ hub_do_login(struct hub_worker *w, struct rec_reader *rr)
 	memcpy(nonce, s, len);
 	nonce[len] = '\0';
 	md5 = userdb_lookup(hub.users, user, strlen(user));
+	if ((at = hub_penalty(w, user, md5 != NULL)) == 0)
+		return;		/* refused */
 	ok = login_proof_check(md5 == NULL ? dummy : md5, nonce, proof,
 	    prooflen) == 1 && md5 != NULL;
 	if (ok)
-		hub_login(w, user);
-	else
+		hub.st.logins_ok++;
+	else {
+		hub.st.logins_failed++;
 		log_limited("failed login for %s from %s", user, w->peer);
-	hub_send_u32(w, H_LOGIN, ok);
+		hub_penalty_fail(w, user, md5 != NULL, at);
+	}
+	strlcpy(w->user, user, sizeof(w->user));
+	w->login_ok = ok;
+	if (at > mono_ms())
+		hub_login_hold(w, at);
+	else
+		hub_login_answer(w);
 }
 
 static void
@@ -441,8 +573,10 @@ hub_do_say(struct hub_worker *w, struct rec_reader *rr)
 	if (rec_finish(&rw) == -1)
 		fatalx("hub: record too large");
 	TAILQ_FOREACH_SAFE(o, &hub.logged, login_entry, next)
-		if (o != w)
+		if (o != w) {
 			hub_queue_scratch(o);
+			hub.st.frames_relayed++;
+		}
 }
 
 static void
@@ -518,6 +652,7 @@ hub_do_deliver(struct hub_worker *w, struct rec_reader *rr)
 		hub_worker_kill(w, "bad DELIVER record");
 		return;
 	}
+	hub.st.mailbox_stored++;	/* a worker delivers what it stored */
 	if ((u = RB_FIND(hub_users, &hub.usertree, &key)) == NULL)
 		return;
 	buf_reset(&hub.scratch);
@@ -525,8 +660,10 @@ hub_do_deliver(struct hub_worker *w, struct rec_reader *rr)
 	rec_put_str(&rw, push, len);
 	if (rec_finish(&rw) == -1)
 		fatalx("hub: record too large");
-	TAILQ_FOREACH_SAFE(o, &u->sessions, user_entry, next)
+	TAILQ_FOREACH_SAFE(o, &u->sessions, user_entry, next) {
 		hub_queue_scratch(o);
+		hub.st.frames_relayed++;
+	}
 }
 
 static void
@@ -562,10 +699,19 @@ hub_do_who(struct hub_worker *w, struct rec_reader *rr)
 static void
 hub_do_stats(struct hub_worker *w, struct rec_reader *rr)
 {
+	uint64_t	 invalid;
+
 	if (rec_get_u64(rr, &w->frames_in) == -1 ||
 	    rec_get_u64(rr, &w->frames_out) == -1 ||
-	    rec_get_u64(rr, &w->last_active) == -1 || rec_end(rr) == -1)
+	    rec_get_u64(rr, &w->last_active) == -1 ||
+	    rec_get_u64(rr, &invalid) == -1 || rec_end(rr) == -1 ||
+	    invalid < w->frames_invalid) {
 		hub_worker_kill(w, "bad STATS record");
+		return;
+	}
+	/* The total outlives the worker: it grows by what is new. */
+	hub.st.frames_invalid += invalid - w->frames_invalid;
+	w->frames_invalid = invalid;
 }
 
 /* Acts on every whole record in w's input. */
@@ -607,6 +753,9 @@ hub_worker_records(struct hub_worker *w)
 			break;
 		case W_STATS:
 			hub_do_stats(w, &rr);
+			break;
+		case W_BADHEAD:
+			hub_do_badhead(w, &rr);
 			break;
 		default:
 			hub_worker_kill(w, "unknown record type");
@@ -672,9 +821,26 @@ hub_fd_high(int fd)
 {
 	int	 n;
 
-	if ((n = fcntl(fd, F_DUPFD, 64)) == -1)
+	if ((n = fcntl(fd, F_DUPFD, 6)) == -1)
 		_exit(1);
 	return n;
+}
+
+/*
+ * Workers run SCHED_BATCH: a worker woken by a record does not preempt
+ * the hub, which then writes a whole fan-out (one write per worker) before
+ * any worker runs, and each worker finds every record queued meanwhile in
+ * one read.  Without it, on a busy core, each write could switch to its
+ * worker at once, and a broadcast to N workers costs N switches per
+ * message.  Failure only costs speed.
+ */
+static void
+hub_child_sched(void)
+{
+	struct sched_param	 sp;
+
+	memset(&sp, 0, sizeof(sp));
+	(void)sched_setscheduler(0, SCHED_BATCH, &sp);
 }
 
 /* In a new worker: drop everything of the hub's, then run the session. */
@@ -695,7 +861,14 @@ hub_child(int sock, int hub_in, int hub_out, struct hub_worker *self)
 	if (dup2(s, 3) == -1 || dup2(i, 4) == -1 || dup2(o, 5) == -1)
 		_exit(1);
 	closefrom(6);
-	log_init(relayd_debug, LOG_DAEMON);
+	hub_child_sched();
+	log_init(relayd_debug, relayd_conf.facility);
+	/* Bounds what the kernel holds for a client that floods or stalls. */
+	o = WORKER_SNDBUF;
+	if (setsockopt(3, SOL_SOCKET, SO_SNDBUF, &o, sizeof(o)) == -1 ||
+	    setsockopt(3, SOL_SOCKET, SO_RCVBUF, &o, sizeof(o)) == -1)
+		log_warn("%s: socket buffers", self->peer);
+	sandbox_worker();
 
 	/*
 	 * The hub's signals stay blocked until worker_main() has its own
@@ -727,44 +900,91 @@ hub_child(int sock, int hub_in, int hub_out, struct hub_worker *self)
 }
 
 /*
- * Frees the hub's state in a new worker: the users table (wiped), the
- * key, every other session.  Descriptors are already closed.
+ * Makes the hub's state unusable in a new worker: no users table, key
+ * or HEAD.  The other sessions' structures are not freed: freeing (and
+ * wiping) them would write to, and so copy, every page of the hub's heap
+ * into each worker, which costs the fork most of a millisecond and the
+ * worker its whole share of that heap.  They stay reachable from the
+ * (dead) globals and are never read.  Descriptors are already closed.
  */
 void
 hub_child_cleanup(void)
 {
-	struct hub_worker	*w;
-	struct hub_user		*u;
-
-	userdb_free(hub.users);
-	hub.users = NULL;
+	userdb_child(hub.users);	/* zero already: MADV_WIPEONFORK */
 	explicit_bzero(hub.key, sizeof(hub.key));
 	explicit_bzero(hub.head, sizeof(hub.head));
-	while ((w = RB_ROOT(&hub.pids)) != NULL) {
-		RB_REMOVE(hub_pids, &hub.pids, w);
-		if (!w->dead) {
-			buf_free(&w->in);
-			buf_free(&w->out);
-		}
-		free(w);
-	}
-	while ((u = RB_ROOT(&hub.usertree)) != NULL) {
-		RB_REMOVE(hub_users, &hub.usertree, u);
-		free(u);
-	}
-	while ((w = TAILQ_FIRST(&hub.zombies)) != NULL) {
-		TAILQ_REMOVE(&hub.zombies, w, dead_entry);
-		free(w);
-	}
-	TAILQ_INIT(&hub.live);
-	TAILQ_INIT(&hub.logged);
-	TAILQ_INIT(&hub.dying);
-	TAILQ_INIT(&hub.flushq);
+	TAILQ_INIT(&hub.held);
+	penalty_free();
 	free(hub.ev_ls);
 	hub.ev_ls = NULL;
 	free(hub.ls);
 	hub.ls = NULL;
 	buf_free(&hub.scratch);
+	control_child_cleanup();
+}
+
+/*
+ * The source a connection is counted and penalised under: its address,
+ * or for IPv6 its /64, the block one subscriber usually holds.
+ */
+static void
+hub_source(const struct sockaddr *sa, socklen_t salen, char *src)
+{
+	struct sockaddr_in6	 sin6;
+	char			 host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET6 && salen >= sizeof(sin6)) {
+		memcpy(&sin6, sa, sizeof(sin6));
+		if (!IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+			memset(&sin6.sin6_addr.s6_addr[8], 0, 8);
+			sin6.sin6_port = 0;
+			sin6.sin6_scope_id = 0;
+			if (getnameinfo((struct sockaddr *)&sin6, sizeof(sin6),
+			    host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+				strlcpy(host, "unknown", sizeof(host));
+			snprintf(src, PEER_MAX, "%s/64", host);
+			return;
+		}
+	}
+	if (getnameinfo(sa, salen, host, sizeof(host), NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		strlcpy(host, "unknown", sizeof(host));
+	strlcpy(src, host, PEER_MAX);
+}
+
+/*
+ * max_clients and max_clients_per_source: past them a connection is
+ * closed at once, before any fork.  The count per source walks the live
+ * sessions, at most max_clients of them, at each accept.  A source under
+ * a failed-login penalty (penalty.c) is refused as well.
+ */
+static int
+hub_over_limits(struct hub_worker *w)
+{
+	struct hub_worker	*o;
+	char			 key[PEER_MAX + 8];
+	long long		 n = 0;
+
+	if ((long long)hub.nlive >= relayd_limits.max_clients) {
+		log_limited("%s: refused: %zu connections (max_clients)",
+		    w->peer, hub.nlive);
+		return 1;
+	}
+	TAILQ_FOREACH(o, &hub.live, live_entry)
+		if (strcmp(o->src, w->src) == 0)
+			n++;
+	if (n >= relayd_limits.max_clients_per_source) {
+		log_limited("%s: refused: %lld connections from %s "
+		    "(max_clients_per_source)", w->peer, n, w->src);
+		return 1;
+	}
+	snprintf(key, sizeof(key), "src:%s", w->src);
+	if (penalty_until(key, mono_ms()) != 0) {
+		log_limited("%s: refused: %s is under a penalty",
+		    w->peer, w->src);
+		return 1;
+	}
+	return 0;
 }
 
 static void
@@ -780,6 +1000,12 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 		return;
 	}
 	hub_peer(sa, salen, w->peer);
+	hub_source(sa, salen, w->src);
+	if (hub_over_limits(w)) {
+		free(w);
+		close(s);
+		return;
+	}
 	if (pipe2(toward, O_NONBLOCK | O_CLOEXEC) == -1) {
 		log_warn("pipe2");
 		free(w);
@@ -796,7 +1022,7 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 	}
 	switch ((pid = fork())) {
 	case -1:
-		log_warn("fork");
+		log_limited("fork: %s; %s refused", strerror(errno), w->peer);
 		close(toward[0]);
 		close(toward[1]);
 		close(back[0]);
@@ -823,6 +1049,10 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 	RB_INSERT(hub_pids, &hub.pids, w);
 	TAILQ_INSERT_TAIL(&hub.live, w, live_entry);
 	hub.nlive++;
+	w->since = wall_sec();
+	hub.st.clients_total++;
+	if (hub.nlive > hub.st.clients_peak)
+		hub.st.clients_peak = hub.nlive;
 	hub_epoll(EPOLL_CTL_ADD, w->fd_in, EPOLLIN, &w->ev_in);
 	hub_epoll(EPOLL_CTL_ADD, w->fd_out, 0, &w->ev_out);
 	log_info("connection from %s (worker %ld)", w->peer, (long)pid);
@@ -961,8 +1191,8 @@ hub_signal(void)
 			hub_stop();
 			break;
 		case SIGHUP:
-			if (relayd_users_reload() == 0)
-				log_info("users file reloaded");
+			if (relayd_reload() == 0)
+				log_info("reloaded");
 			break;
 		case SIGCHLD:
 			hub_reap();
@@ -1067,8 +1297,24 @@ hub_sessions(void (*cb)(void *, const struct hub_session *), void *arg)
 		s.frames_in = w->frames_in;
 		s.frames_out = w->frames_out;
 		s.last_active = w->last_active;
+		s.since = w->since;
 		cb(arg, &s);
 	}
+}
+
+/* The counters, for relayctl stats. */
+void
+hub_get_stats(struct hub_stats *st)
+{
+	*st = hub.st;
+	st->clients = hub.nlive;
+}
+
+/* A copy of the current key, for relayctl key; the caller wipes it. */
+void
+hub_key(unsigned char *key)
+{
+	memcpy(key, hub.key, sizeof(hub.key));
 }
 
 static int
@@ -1081,6 +1327,10 @@ hub_timeout(void)
 		next = w->kill_at;
 	if (hub.accept_resume != 0 && hub.accept_resume < next)
 		next = hub.accept_resume;
+	if ((w = TAILQ_FIRST(&hub.held)) != NULL && w->login_at < next)
+		next = w->login_at;
+	if (control_next() < next)
+		next = control_next();
 	if (hub.stopping && hub.stop_at < next)
 		next = hub.stop_at;
 	if (next == UINT64_MAX)
@@ -1096,6 +1346,11 @@ hub_timers(void)
 	struct hub_worker	*w;
 	uint64_t		 now = mono_ms();
 
+	while ((w = TAILQ_FIRST(&hub.held)) != NULL && w->login_at <= now) {
+		hub_login_unhold(w);
+		hub_login_answer(w);
+	}
+	hub_flush_queued();
 	while ((w = TAILQ_FIRST(&hub.dying)) != NULL && w->kill_at <= now) {
 		/* Leaves the list when reaped; check again later. */
 		log_warnx("%s: worker %ld did not end; killing it", w->peer,
@@ -1110,6 +1365,7 @@ hub_timers(void)
 		hub.accept_resume = 0;
 		hub_listen_toggle(1);
 	}
+	control_timers(now);
 	if (hub.stopping && hub.stop_at <= now) {
 		log_warnx("workers still running after %d ms; killing them",
 		    HUB_STOP_GRACE_MS);
@@ -1142,6 +1398,9 @@ hub_dispatch(struct epoll_event *e)
 		break;
 	case EV_SIGNAL:
 		hub_signal();
+		break;
+	case EV_CONTROL:
+		control_dispatch();
 		break;
 	case EV_WIN:
 		w = ev->p;
@@ -1211,6 +1470,10 @@ hub_run(void)
 		hub.ev_ls[i].p = &hub.ls[i];
 	}
 	hub_listen_toggle(1);
+	if (control_fd() != -1) {
+		hub.ev_ctl.kind = EV_CONTROL;
+		hub_epoll(EPOLL_CTL_ADD, control_fd(), EPOLLIN, &hub.ev_ctl);
+	}
 
 	while (!hub.stopping || !RB_EMPTY(&hub.pids) ||
 	    !TAILQ_EMPTY(&hub.live)) {

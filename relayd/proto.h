@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define RELAY_PROTO_NAME	"relay/1"
-#define RELAY_RECORD_VERSION	1
+#define RELAY_RECORD_VERSION	2
 
 #define RELAY_PORT		65432
 #define RELAY_PORT_STR		"65432"

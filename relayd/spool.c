@@ -75,6 +75,29 @@ spool_free(void)
 	spool_root = NULL;
 }
 
+/* The mailbox tree's path, for the hub (sandbox.c hands it to workers). */
+const char *
+spool_dir(void)
+{
+	return spool_root;
+}
+
+/*
+ * In a worker that has chrooted into the mailbox tree: every path is now
+ * relative to the working directory, the new root.
+ */
+int
+spool_chrooted(void)
+{
+	char	*root;
+
+	if ((root = strdup(".")) == NULL)
+		return -1;
+	free(spool_root);
+	spool_root = root;
+	return 0;
+}
+
 static int
 spool_digits(const char *s, size_t len, size_t max, uint64_t *v)
 {
@@ -285,6 +308,14 @@ spool_write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* A full file system is worth saying so in the ERR reply. */
+static void
+spool_nospace(const char **errstr)
+{
+	if (errno == ENOSPC || errno == EDQUOT)
+		*errstr = "no space left for mailboxes";
+}
+
 /*
  * Stores content (an item without its ID) in user's mailbox and returns
  * its new ID in id (ID_MAX + 1 bytes).  limit > 0 refuses a mailbox that
@@ -305,6 +336,7 @@ spool_store(const char *user, const char *content, size_t len, size_t limit,
 	if (spool_path(dir, sizeof(dir), user, NULL, NULL) == -1)
 		return -1;
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		spool_nospace(errstr);
 		log_warn("spool: mkdir %s", dir);
 		return -1;
 	}
@@ -324,10 +356,12 @@ spool_store(const char *user, const char *content, size_t len, size_t limit,
 		return -1;
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600)) == -1) {
+		spool_nospace(errstr);
 		log_warn("spool: %s", tmp);
 		return -1;
 	}
 	if (spool_write_all(fd, content, len) == -1 || fsync(fd) == -1) {
+		spool_nospace(errstr);
 		log_warn("spool: %s", tmp);
 		close(fd);
 		unlink(tmp);
@@ -350,6 +384,7 @@ spool_store(const char *user, const char *content, size_t len, size_t limit,
 		if (link(tmp, path) == 0)
 			break;
 		if (errno != EEXIST || tries > 100) {
+			spool_nospace(errstr);
 			log_warn("spool: link %s", path);
 			unlink(tmp);
 			return -1;
@@ -375,7 +410,7 @@ spool_read(const char *user, const char *id, int claimed, struct buf *b,
     size_t max)
 {
 	char		 path[PATH_MAX];
-	unsigned char	*p;
+	unsigned char	 chunk[4096];
 	size_t		 total = 0;
 	ssize_t		 n;
 	int		 fd, saved;
@@ -390,21 +425,21 @@ spool_read(const char *user, const char *id, int claimed, struct buf *b,
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
+	/*
+	 * Through a chunk of our own: reserving a whole chunk in b would
+	 * refuse an item that fits b but ends less than a chunk below its
+	 * limit.
+	 */
 	for (;;) {
-		if ((p = buf_reserve(b, 4096)) == NULL) {
-			errno = EFBIG;
-			goto fail;
-		}
-		if ((n = read(fd, p, 4096)) == -1) {
+		if ((n = read(fd, chunk, sizeof(chunk))) == -1) {
 			if (errno == EINTR)
 				continue;
 			goto fail;
 		}
 		if (n == 0)
 			break;
-		buf_commit(b, n);
 		total += n;
-		if (total > max) {
+		if (total > max || buf_add(b, chunk, n) == -1) {
 			errno = EFBIG;
 			goto fail;
 		}
@@ -455,6 +490,10 @@ spool_finish(const char *user, const char *id)
 {
 	char	 path[PATH_MAX], dir[PATH_MAX];
 
+	if (!spool_valid_id(id, strlen(id))) {
+		errno = ENOENT;
+		return -1;
+	}
 	if (spool_path(path, sizeof(path), user, SPOOL_ACK, id) == -1 ||
 	    spool_path(dir, sizeof(dir), user, NULL, NULL) == -1)
 		return -1;
@@ -525,4 +564,66 @@ spool_sweep(void)
 	}
 	closedir(d);
 	return 0;
+}
+
+/*
+ * Removes user's whole mailbox (relayctl deluser -r), run by the hub once
+ * the user is gone from the users file.  The directory is opened without
+ * following a symbolic link and emptied through its descriptor, so that
+ * nothing outside the spool can be reached; only files are removed, and
+ * a directory found inside is left with the mailbox (EISDIR).  An item
+ * stored meanwhile by a session that still saw the user (ENOTEMPTY) is
+ * removed by a second pass.  0 when there is no mailbox left.
+ */
+int
+spool_remove_user(const char *user)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 rootfd, fd, pass, rc = -1, saved;
+
+	if (spool_root == NULL || !proto_valid_user(user, strlen(user))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((rootfd = open(spool_root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	for (pass = 0; pass < 3; pass++) {
+		if ((fd = openat(rootfd, user, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			if (errno == ENOENT)
+				rc = 0;
+			break;
+		}
+		if ((d = fdopendir(fd)) == NULL) {
+			close(fd);
+			break;
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == -1 &&
+			    errno != ENOENT)
+				break;
+		}
+		saved = errno;
+		closedir(d);
+		if (de != NULL) {
+			errno = saved;
+			break;
+		}
+		if (unlinkat(rootfd, user, AT_REMOVEDIR) == 0) {
+			(void)fsync(rootfd);
+			rc = 0;
+			break;
+		}
+		if (errno != ENOTEMPTY && errno != EEXIST)
+			break;
+	}
+	saved = errno;
+	close(rootfd);
+	errno = saved;
+	return rc;
 }

@@ -10,6 +10,7 @@
  * The hashes are password-equivalent for the protocol: the file must not
  * be readable by group or others, and tables are wiped when freed.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -36,6 +37,64 @@ struct userdb {
 	size_t			 cap;
 };
 
+/*
+ * The entries live in their own pages, marked MADV_WIPEONFORK: a worker
+ * forked from the hub finds zeros there without the hub's pages being
+ * copied into it by a wipe (fork and a worker's memory stay small however
+ * many users there are).  Where the kernel lacks it, userdb_child() wipes.
+ */
+static int	 userdb_wipeonfork = 1;
+
+static size_t
+userdb_bytes(size_t cap)
+{
+	size_t	 pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (cap * sizeof(struct userdb_entry) + pg - 1) / pg * pg;
+}
+
+/* Zeroed room for cap entries, or NULL (cap must not overflow). */
+static struct userdb_entry *
+userdb_alloc(size_t cap)
+{
+	void	*p;
+	size_t	 len;
+
+	if (cap > SIZE_MAX / 2 / sizeof(struct userdb_entry)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	len = userdb_bytes(cap);
+	if ((p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		return NULL;
+	if (madvise(p, len, MADV_WIPEONFORK) == -1)
+		userdb_wipeonfork = 0;
+	return p;
+}
+
+static void
+userdb_release(struct userdb_entry *e, size_t cap)
+{
+	if (e == NULL)
+		return;
+	explicit_bzero(e, cap * sizeof(*e));
+	munmap(e, userdb_bytes(cap));
+}
+
+/*
+ * In a new worker: the hashes must not be readable.  The pages are
+ * already zero unless the kernel could not mark them; nothing is freed,
+ * so nothing else of the hub's is touched.
+ */
+void
+userdb_child(struct userdb *db)
+{
+	if (db == NULL || db->e == NULL || userdb_wipeonfork)
+		return;
+	explicit_bzero(db->e, db->cap * sizeof(*db->e));
+}
+
 struct userdb *
 userdb_new(void)
 {
@@ -47,10 +106,7 @@ userdb_free(struct userdb *db)
 {
 	if (db == NULL)
 		return;
-	if (db->e != NULL) {
-		explicit_bzero(db->e, db->cap * sizeof(*db->e));
-		free(db->e);
-	}
+	userdb_release(db->e, db->cap);
 	free(db);
 }
 
@@ -85,12 +141,11 @@ userdb_grow(struct userdb *db)
 	if (db->n < db->cap)
 		return 0;
 	ncap = db->cap == 0 ? 16 : db->cap * 2;
-	if ((ne = calloc(ncap, sizeof(*ne))) == NULL)
+	if ((ne = userdb_alloc(ncap)) == NULL)
 		return -1;
 	if (db->e != NULL) {
 		memcpy(ne, db->e, db->n * sizeof(*ne));
-		explicit_bzero(db->e, db->cap * sizeof(*db->e));
-		free(db->e);
+		userdb_release(db->e, db->cap);
 	}
 	db->e = ne;
 	db->cap = ncap;
@@ -340,4 +395,35 @@ userdb_save(const struct userdb *db, const char *path, char *err,
 		close(dfd);
 	}
 	return 0;
+}
+
+/*
+ * A copy of the table, for a change that must reach the file before it
+ * replaces the table in use.  NULL when out of memory.
+ */
+struct userdb *
+userdb_dup(const struct userdb *db)
+{
+	struct userdb	*n;
+
+	if ((n = userdb_new()) == NULL)
+		return NULL;
+	if (db == NULL || db->n == 0)
+		return n;
+	if ((n->e = userdb_alloc(db->n)) == NULL) {
+		free(n);
+		return NULL;
+	}
+	memcpy(n->e, db->e, db->n * sizeof(*n->e));
+	n->n = n->cap = db->n;
+	return n;
+}
+
+/* The name of user i (0 to userdb_count() - 1), in byte order. */
+const char *
+userdb_name(const struct userdb *db, size_t i)
+{
+	if (db == NULL || i >= db->n)
+		return NULL;
+	return db->e[i].name;
 }

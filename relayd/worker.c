@@ -82,6 +82,7 @@ struct worker {
 	size_t			 rcount;
 
 	int			 oversized;
+	int			 flooded;	/* past the frame rate */
 	int			 client_eof;
 	int			 hub_gone;
 	int			 closing;
@@ -95,6 +96,9 @@ struct worker {
 	uint64_t		 invalid_total;
 	uint64_t		 last_active;
 	uint64_t		 stats_at;
+
+	double			 tokens;	/* frame-rate bucket */
+	uint64_t		 tokens_at;	/* mono ms of the last refill */
 	int			 stats_dirty;
 };
 
@@ -102,6 +106,7 @@ static volatile sig_atomic_t worker_sigterm;
 
 static void	 worker_bye(struct worker *, const char *);
 static void	 worker_end(struct worker *, int) __dead;
+static void	 worker_stats(struct worker *, uint64_t);
 
 static void
 worker_on_sigterm(int sig)
@@ -109,19 +114,28 @@ worker_on_sigterm(int sig)
 	worker_sigterm = 1;
 }
 
+static int	 worker_seal(struct worker *);
+
 /* Formats, encrypts and queues one frame to the client. */
 static int
 worker_vsend(struct worker *w, const char *fmt, va_list ap)
 {
-	size_t		 need, toklen;
-	char		*nt;
-	int		 rc;
-
 	buf_reset(&w->fmt);
 	if (proto_vformat(&w->fmt, w->head, w->seq_out, fmt, ap) == -1) {
 		log_warnx("%s: reply does not fit", w->peer);
 		return -1;
 	}
+	return worker_seal(w);
+}
+
+/* Encrypts the plaintext in w->fmt and queues it as the next frame. */
+static int
+worker_seal(struct worker *w)
+{
+	size_t		 need, toklen;
+	char		*nt;
+	int		 rc;
+
 	need = fernet_token_len(buf_len(&w->fmt)) + 1;
 	if (need > w->toksz) {
 		if ((nt = realloc(w->tok, need)) == NULL) {
@@ -204,6 +218,71 @@ worker_push(struct worker *w, const char *fmt, ...)
 	}
 }
 
+/* Writes v in decimal to end of a buffer; returns where it starts. */
+static char *
+worker_u64(char *end, uint64_t v)
+{
+	do {
+		*--end = '0' + v % 10;
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
+/*
+ * The pushes the hub relays, built with memcpy instead of vsnprintf (two
+ * passes over every body): "HEAD SEQ " and then the pieces.  They are
+ * the hot path of a broadcast, one per delivery.
+ */
+static void
+worker_push_parts(struct worker *w, const char *a, size_t alen,
+    const char *b, size_t blen, const char *c, size_t clen)
+{
+	char	 num[24], *p;
+	int	 rc = -1;
+
+	if (w->closing)
+		return;
+	p = worker_u64(num + sizeof(num), w->seq_out);
+	*--p = ' ';
+	buf_reset(&w->fmt);
+	if (buf_add(&w->fmt, w->head, HEAD_LEN) == 0 &&
+	    buf_add(&w->fmt, p, num + sizeof(num) - p) == 0 &&
+	    buf_add(&w->fmt, " ", 1) == 0 &&
+	    buf_add(&w->fmt, a, alen) == 0 &&
+	    buf_add(&w->fmt, b, blen) == 0 &&
+	    buf_add(&w->fmt, c, clen) == 0)
+		rc = worker_seal(w);
+	else
+		log_warnx("%s: push does not fit", w->peer);
+	if (rc == -1 || buf_len(&w->out) > (size_t)w->lim->slow_max) {
+		log_warnx("%s: %zu bytes pending, too slow", w->peer,
+		    buf_len(&w->out));
+		worker_bye(w, "too slow");
+	}
+}
+
+/* H_SAY: "SAY FROM TIME BODY". */
+static void
+worker_push_say(struct worker *w, const char *from, size_t fromlen,
+    uint64_t t, const char *body, size_t bodylen)
+{
+	char	 mid[4 + USER_MAX + 1 + 20 + 1], num[20], *p;
+	size_t	 n;
+
+	if (fromlen > USER_MAX)
+		return;
+	memcpy(mid, "SAY ", 4);
+	memcpy(mid + 4, from, fromlen);
+	n = 4 + fromlen;
+	mid[n++] = ' ';
+	p = worker_u64(num + sizeof(num), t);
+	memcpy(mid + n, p, num + sizeof(num) - p);
+	n += num + sizeof(num) - p;
+	mid[n++] = ' ';
+	worker_push_parts(w, mid, n, body, bodylen, "", 0);
+}
+
 /*
  * Says BYE and starts closing: no more commands or records; the output
  * is flushed, the write side shut down, and the input drained for a short
@@ -216,6 +295,9 @@ worker_close(struct worker *w)
 		return;
 	w->closing = 1;
 	w->close_at = mono_ms() + WORKER_DRAIN_MS;
+	/* The hub's totals get this session's last counts. */
+	w->stats_at = 0;
+	worker_stats(w, 0);
 }
 
 static void
@@ -243,6 +325,18 @@ static void
 worker_hub_str(struct rec_writer *rw, const char *s)
 {
 	rec_put_str(rw, s, strlen(s));
+}
+
+/* A wrong HEAD under the right key: someone guessing the secret code. */
+static void
+worker_hub_badhead(struct worker *w)
+{
+	struct rec_writer	 rw;
+
+	if (w->hub_gone)
+		return;
+	rec_begin(&rw, &w->hq, W_BADHEAD);
+	worker_hub_finish(w, &rw);
 }
 
 static void
@@ -700,6 +794,7 @@ worker_invalid(struct worker *w, const char *why)
 {
 	w->invalid_run++;
 	w->invalid_total++;
+	w->stats_dirty = 1;
 	log_limited("%s: invalid frame dropped: %s", w->peer, why);
 	if (w->invalid_run >= w->lim->invalid_max)
 		worker_bye(w, "too many invalid frames");
@@ -736,6 +831,8 @@ worker_frame(struct worker *w, const char *line, size_t len)
 		return;
 	}
 	if (!secret_head_equal(m.head, w->head)) {
+		/* Only a key holder gets here: tell the hub, which penalises. */
+		worker_hub_badhead(w);
 		worker_invalid(w, "wrong HEAD");
 		return;
 	}
@@ -755,6 +852,8 @@ worker_frame(struct worker *w, const char *line, size_t len)
 		worker_reply(w, "ERR NONE malformed");
 		return;
 	}
+	if (hook_command(m.verb, w->hout) == 1)
+		return;
 	for (i = 0; i < sizeof(worker_cmds) / sizeof(worker_cmds[0]); i++) {
 		if (strcmp(m.verb, worker_cmds[i].verb) != 0)
 			continue;
@@ -784,6 +883,8 @@ worker_commands(struct worker *w)
 		if ((len = buf_len(&w->lines)) == 0) {
 			if (w->oversized)
 				worker_bye(w, "frame too long");
+			else if (w->flooded)
+				worker_bye(w, "too many frames");
 			else if (w->client_eof)
 				worker_close(w);
 			return;
@@ -794,6 +895,26 @@ worker_commands(struct worker *w)
 		worker_frame(w, (const char *)p, nl - p);
 		buf_drain(&w->lines, nl - p + 1);
 	}
+}
+
+/*
+ * The frame-rate limit: a token bucket of frame_burst frames that fills
+ * at frame_rate a second.  Every line counts, valid or not.  A client
+ * that empties it has gone on flooding past a burst: it gets BYE.
+ */
+static int
+worker_rate_ok(struct worker *w)
+{
+	uint64_t	 now = mono_ms();
+
+	w->tokens += (double)(now - w->tokens_at) * w->lim->frame_rate / 1000;
+	w->tokens_at = now;
+	if (w->tokens > (double)w->lim->frame_burst)
+		w->tokens = (double)w->lim->frame_burst;
+	if (w->tokens < 1)
+		return 0;
+	w->tokens -= 1;
+	return 1;
 }
 
 /* Reads from the client and moves whole frames to the queue. */
@@ -824,6 +945,12 @@ worker_client_input(struct worker *w)
 			len--;
 		if (len == 0)
 			continue;
+		if (!worker_rate_ok(w)) {
+			log_limited("%s: over %lld frames a second", w->peer,
+			    w->lim->frame_rate);
+			w->flooded = 1;
+			break;
+		}
 		if (buf_add(&w->lines, line, len) == -1 ||
 		    buf_add(&w->lines, "\n", 1) == -1)
 			fatalx("worker: frame queue overflow");
@@ -907,14 +1034,13 @@ worker_record(struct worker *w, uint32_t type, struct rec_reader *rr)
 		    rec_get_str(rr, &b, &blen) == -1 || rec_end(rr) == -1)
 			break;
 		if (w->logged_in)
-			worker_push(w, "SAY %.*s %" PRIu64 " %.*s", (int)alen,
-			    a, t, (int)blen, b);
+			worker_push_say(w, a, alen, t, b, blen);
 		return;
 	case H_PUSH:
 		if (rec_get_str(rr, &a, &alen) == -1 || rec_end(rr) == -1)
 			break;
 		if (w->logged_in)
-			worker_push(w, "%.*s", (int)alen, a);
+			worker_push_parts(w, a, alen, "", 0, "", 0);
 		return;
 	case H_KEY:
 		if (rec_get_str(rr, &a, &alen) == -1 || rec_end(rr) == -1)
@@ -1010,6 +1136,7 @@ worker_stats(struct worker *w, uint64_t now)
 	rec_put_u64(&rw, w->frames_in);
 	rec_put_u64(&rw, w->frames_out);
 	rec_put_u64(&rw, w->last_active);
+	rec_put_u64(&rw, w->invalid_total);
 	worker_hub_finish(w, &rw);
 	w->stats_dirty = 0;
 	w->stats_at = now + WORKER_STATS_MS;
@@ -1097,7 +1224,7 @@ worker_poll(struct worker *w)
 	if (w->closing) {
 		if (w->shut && !w->client_eof)
 			pfd[0].events |= POLLIN;
-	} else if (!w->oversized && !w->client_eof &&
+	} else if (!w->oversized && !w->flooded && !w->client_eof &&
 	    buf_len(&w->lines) < WORKER_LINES_MAX)
 		pfd[0].events |= POLLIN;
 	if (buf_len(&w->out) > 0)
@@ -1221,6 +1348,8 @@ worker_main(const struct worker_params *wp)
 	if (lim->idle_timeout > 0)
 		w.idle_at = mono_ms() + lim->idle_timeout * 1000;
 	w.stats_at = mono_ms() + WORKER_STATS_MS;
+	w.tokens = (double)lim->frame_burst;
+	w.tokens_at = mono_ms();
 
 	for (;;) {
 		worker_timers(&w);

@@ -62,9 +62,14 @@ awk -v n="$nusers" -v h="$md5" \
     'BEGIN { for (i = 0; i < n; i++) printf "bench%d:%s\n", i, h }' \
     >"$tmp/users"
 
-# Pinned before it forks anything: every worker inherits the mask.
+# Pinned before it forks anything: every worker inherits the mask.  Every
+# client comes from 127.0.0.1, and senders go as fast as they can: the
+# connection and frame-rate limits must allow them all.
 taskset -c "$rcpu" "$relayd" -d -l 127.0.0.1 -p 0 -s "$tmp/state" \
     -k "$tmp/key" -S "$tmp/secret" -u "$tmp/users" -o login_grace=600 \
+    -o max_clients=$((idle + 1000)) \
+    -o max_clients_per_source=$((idle + 1000)) \
+    -o frame_rate=100000000 -o frame_burst=100000000 \
     2>"$tmp/relayd.log" &
 pid=$!
 port=

@@ -336,7 +336,9 @@ LOAD_USERS = {"u%03d" % i: "pw%d" % i for i in range(N_LOAD)}
 
 
 @pytest.mark.load
-@pytest.mark.relayd(users=LOAD_USERS, options={"login_grace": 300})
+@pytest.mark.relayd(users=LOAD_USERS, options={"login_grace": 300,
+                                               "max_clients_per_source":
+                                               1000})
 def test_broadcast_300_clients(daemon):
     _raise_nofile(4 * N_LOAD + 100)
     long_wait = 120 * conftest.relayproto.SCALE

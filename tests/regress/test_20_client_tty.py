@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 
@@ -87,7 +88,16 @@ class Tmux:
         return self.wait(target, lambda s: text in s, repr(text))
 
     def kill(self):
+        """Ends the server and everything its panes ran: a client left
+        behind must not outlive the test."""
+        r = self.tmux("list-panes", "-a", "-F", "#{pane_pid}", check=False)
+        pids = [int(x) for x in r.stdout.split() if x.isdigit()]
         self.tmux("kill-server", check=False)
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def lines(screen):

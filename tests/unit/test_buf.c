@@ -361,6 +361,54 @@ test_write(void **state)
 	buf_free(&b);
 }
 
+/* True when the n bytes at p are all zero. */
+static int
+zeroed(const unsigned char *p, size_t n)
+{
+	while (n-- > 0)
+		if (*p++ != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Consumed or cut-off bytes are wiped at once: a worker forked from the
+ * hub must not find other sessions' traffic in what its buffers held.
+ * The test looks behind the API at the memory itself.
+ */
+static void
+test_wipe_consumed(void **state)
+{
+	struct buf		 b;
+	const unsigned char	*mem;
+
+	(void)state;
+	buf_init(&b, 64);
+	assert_int_equal(buf_add(&b, "0123456789abcdef", 16), 0);
+	mem = b.PRIVATE_data;
+	buf_drain(&b, 4);
+	assert_true(zeroed(mem, 4));
+	assert_memory_equal(buf_data(&b), "456789abcdef", 12);
+	buf_truncate(&b, 6);
+	assert_true(zeroed(mem + 10, 6));
+	assert_memory_equal(buf_data(&b), "456789", 6);
+	/* A move to the front leaves no copy behind. */
+	assert_int_equal(buf_add(&b, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26), 0);
+	assert_non_null(buf_reserve(&b, 64 - 32));
+	if (b.PRIVATE_data == mem)
+		assert_true(zeroed(mem + 32, b.PRIVATE_cap - 32));
+	mem = b.PRIVATE_data;
+	buf_drain(&b, buf_len(&b));
+	assert_int_equal(buf_len(&b), 0);
+	if (b.PRIVATE_data == mem)
+		assert_true(zeroed(mem, 32));
+	assert_int_equal(buf_add(&b, "xyz", 3), 0);
+	mem = b.PRIVATE_data;
+	buf_reset(&b);
+	assert_true(zeroed(mem, 3));
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -374,6 +422,7 @@ main(void)
 		cmocka_unit_test(test_addf),
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_write),
+		cmocka_unit_test(test_wipe_consumed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

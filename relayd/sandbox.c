@@ -1,0 +1,289 @@
+/*
+ * sandbox.c: what a worker gives up right after fork, before it reads a
+ * byte from its client.
+ *
+ * Started as root, relayd keeps root only in the hub.  At start-up the
+ * hub looks up the unprivileged user (relayd_conf.user, default
+ * RELAYD_USER) and makes the mailbox tree STATEDIR/spool that user's.
+ * Each worker then chroots into the mailbox tree, so that the users file,
+ * the key file and the rest of the system are out of its reach, and
+ * becomes that user: setgroups, setresgid, setresuid, then a check that
+ * root cannot be had back.  Started as anyone else, relayd runs as that
+ * user and says so once.
+ *
+ * Then every worker, privileged start or not, enters a seccomp-bpf filter
+ * (libseccomp) that allows the system calls a session needs and kills the
+ * process on any other.  A compromised worker can at worst end its own
+ * session: it cannot open a connection, run a program, trace or signal
+ * another process, or map executable memory.
+ */
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relayd.h"
+
+/*
+ * The system calls of a worker.  Names that do not exist on this
+ * architecture (open on arm64, say) are skipped.
+ */
+static const char *const sandbox_allow[] = {
+	/* the client socket, the hub's pipes, the event loop */
+	"read", "write", "writev", "ppoll", "shutdown", "close",
+	/* mailboxes (spool.c): store, list, read, claim, remove */
+	"open", "openat", "fstat", "newfstatat", "statx", "lseek", "fcntl",
+	"getdents64", "fsync", "fdatasync", "mkdir", "mkdirat", "link",
+	"linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+	/* clocks (the vDSO's fallbacks), Fernet IVs and nonces, IDs */
+	"clock_gettime", "gettimeofday", "time", "getrandom", "getpid",
+	/* qsort(3) of a mailbox list: glibc sizes its buffer by RAM */
+	"sysinfo",
+	/* malloc(3); mmap and mprotect are allowed below without PROT_EXEC */
+	"brk", "munmap", "mremap", "madvise",
+	/* signals: SIGTERM from the hub, set up once the filter is in */
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+	/* syslog(3), whose socket is opened before the chroot */
+	"sendto",
+	/* exit(3): libcrypto's exit handlers take its locks */
+	"futex", "exit", "exit_group",
+	/*
+	 * The sanitizers' runtime (make asan), which calls these itself:
+	 * sigaltstack for its stack-overflow handler, gettid and
+	 * sched_yield in its locks, readlink of /proc/self/exe and prctl
+	 * (PR_GET_DUMPABLE, PR_SET_VMA) when it reports an error.  None
+	 * of them reaches outside the process.
+	 */
+	"sigaltstack", "gettid", "sched_yield", "readlink", "readlinkat",
+	"prctl",
+};
+
+static struct sandbox {
+	int		 entered;	/* this process is a confined worker */
+	int		 privsep;	/* chroot and setresuid in workers */
+	uid_t		 uid;
+	gid_t		 gid;
+	char		 user[64];
+	char		*root;		/* the mailbox tree */
+} sandbox;
+
+/*
+ * The sanitizers' runtime, when relayd is built with it (make asan):
+ * told before the chroot, it keeps what it needs from /proc for its
+ * reports.  Weak, so a plain build has neither symbol.
+ */
+void	 __sanitizer_sandbox_on_notify(void *) __attribute__((__weak__));
+int	 __lsan_is_turned_off(void);
+
+/*
+ * LeakSanitizer calls this at exit.  Its check stops the process with
+ * ptrace(2) from a clone(2)d task and reads /proc, none of which a
+ * confined worker may do (the filter would kill it at exit), so it is
+ * off in workers; the hub, and every other program, are still checked.
+ */
+int
+__lsan_is_turned_off(void)
+{
+	return sandbox.entered;
+}
+
+/* Gives one file of the mailbox tree to the workers' user. */
+static void
+sandbox_chown(int dirfd, const char *name, const char *path)
+{
+	struct stat	 st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		log_warn("%s", path);
+		return;
+	}
+	if (S_ISLNK(st.st_mode) || (st.st_uid == sandbox.uid &&
+	    st.st_gid == sandbox.gid))
+		return;
+	if (fchownat(dirfd, name, sandbox.uid, sandbox.gid,
+	    AT_SYMLINK_NOFOLLOW) == -1)
+		log_warn("chown %s", path);
+}
+
+/*
+ * Makes STATEDIR/spool, each mailbox and each item the workers' user's,
+ * so that a worker can store, read and remove there after it has given
+ * up root.  Symbolic links are neither followed nor changed.
+ */
+static void
+sandbox_chown_spool(void)
+{
+	struct dirent	*de, *ie;
+	DIR		*d, *ud;
+	int		 fd;
+
+	sandbox_chown(AT_FDCWD, sandbox.root, sandbox.root);
+	if ((fd = open(sandbox.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL)
+		fatal("%s", sandbox.root);
+	while ((de = readdir(d)) != NULL) {
+		if (!proto_valid_user(de->d_name, strlen(de->d_name)))
+			continue;
+		sandbox_chown(dirfd(d), de->d_name, de->d_name);
+		if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1)
+			continue;
+		if ((ud = fdopendir(fd)) == NULL) {
+			close(fd);
+			continue;
+		}
+		while ((ie = readdir(ud)) != NULL)
+			if (strcmp(ie->d_name, ".") != 0 &&
+			    strcmp(ie->d_name, "..") != 0)
+				sandbox_chown(dirfd(ud), ie->d_name,
+				    ie->d_name);
+		closedir(ud);
+	}
+	closedir(d);
+}
+
+/*
+ * Called by the hub at start-up, before any worker: as root, finds user
+ * (fatal if it does not exist) and hands it the mailbox tree spooldir.
+ */
+void
+sandbox_init(const char *user, const char *spooldir)
+{
+	struct passwd	*pw;
+
+	if (user == NULL)
+		user = RELAYD_USER;
+	if ((sandbox.root = strdup(spooldir)) == NULL)
+		fatal("strdup");
+	if (geteuid() != 0) {
+		pw = getpwuid(geteuid());
+		log_info("running as %s: no privilege separation",
+		    pw != NULL ? pw->pw_name : "a normal user");
+		return;
+	}
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		if (errno != 0)
+			fatal("user %s", user);
+		fatalx("user %s does not exist: relayd runs its sessions as "
+		    "that user; create it with: useradd --system "
+		    "--no-create-home --shell /usr/sbin/nologin %s", user,
+		    user);
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		fatalx("user %s: has uid or gid 0; relayd needs an "
+		    "unprivileged user", user);
+	if (strlcpy(sandbox.user, user, sizeof(sandbox.user)) >=
+	    sizeof(sandbox.user))
+		fatalx("user %s: name too long", user);
+	sandbox.uid = pw->pw_uid;
+	sandbox.gid = pw->pw_gid;
+	sandbox.privsep = 1;
+	sandbox_chown_spool();
+	endpwent();
+	log_info("sessions run as %s in %s", sandbox.user, sandbox.root);
+}
+
+/* The mailbox tree, and root: chroot and become the unprivileged user. */
+static void
+sandbox_drop(void)
+{
+	uid_t	 r, e, s;
+	gid_t	 gr, ge, gs;
+
+	if (chroot(sandbox.root) == -1)
+		fatal("chroot %s", sandbox.root);
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (setgroups(1, &sandbox.gid) == -1)
+		fatal("setgroups");
+	if (setresgid(sandbox.gid, sandbox.gid, sandbox.gid) == -1)
+		fatal("setresgid");
+	if (setresuid(sandbox.uid, sandbox.uid, sandbox.uid) == -1)
+		fatal("setresuid");
+	/* Every id must be the user's, and root must be out of reach. */
+	if (getresuid(&r, &e, &s) == -1 || getresgid(&gr, &ge, &gs) == -1)
+		fatal("getresuid");
+	if (r != sandbox.uid || e != sandbox.uid || s != sandbox.uid ||
+	    gr != sandbox.gid || ge != sandbox.gid || gs != sandbox.gid)
+		fatalx("ids not dropped to %s", sandbox.user);
+	if (setresuid(0, 0, 0) != -1 || setuid(0) != -1 ||
+	    setegid(0) != -1)
+		fatalx("root could be regained after dropping to %s",
+		    sandbox.user);
+	if (spool_chrooted() == -1)
+		fatal("spool");
+}
+
+static void
+sandbox_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
+    unsigned int n, const struct scmp_arg_cmp *cmp)
+{
+	int	 nr, rc;
+
+	if ((nr = seccomp_syscall_resolve_name(name)) == __NR_SCMP_ERROR)
+		return;		/* not a system call on this architecture */
+	if ((rc = seccomp_rule_add_array(ctx, action, nr, n, cmp)) < 0)
+		fatalx("seccomp: %s: %s", name, strerror(-rc));
+}
+
+/*
+ * The filter.  Beyond the list: memory may be mapped or protected but
+ * never executable; a signal may go only to this very process, and only
+ * SIGABRT (abort(3)); socket(2) and connect(2) fail with EACCES instead
+ * of killing, because syslog(3) tries them to reconnect when syslogd has
+ * restarted: no log from this session, then, but it goes on.
+ */
+static void
+sandbox_filter(void)
+{
+	scmp_filter_ctx		 ctx;
+	struct scmp_arg_cmp	 cmp[2];
+	size_t			 i;
+	int			 rc;
+
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		fatalx("seccomp_init failed");
+	for (i = 0; i < sizeof(sandbox_allow) / sizeof(*sandbox_allow); i++)
+		sandbox_rule(ctx, SCMP_ACT_ALLOW, sandbox_allow[i], 0, NULL);
+	cmp[0] = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	sandbox_rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, cmp);
+	sandbox_rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, cmp);
+	cmp[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
+	cmp[1] = SCMP_A2(SCMP_CMP_EQ, SIGABRT);
+	sandbox_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 2, cmp);
+	sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 0, NULL);
+	sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), "connect", 0, NULL);
+	if ((rc = seccomp_load(ctx)) < 0)
+		fatalx("seccomp_load: %s", strerror(-rc));
+	seccomp_release(ctx);
+}
+
+/*
+ * Called in a new worker right after fork, with only its client socket
+ * and its two pipes open (and syslog's socket).  Fatal on any failure:
+ * a worker that cannot be confined does not serve.
+ */
+void
+sandbox_worker(void)
+{
+	sandbox.entered = 1;
+	if (__sanitizer_sandbox_on_notify != NULL)
+		__sanitizer_sandbox_on_notify(NULL);
+	if (sandbox.privsep)
+		sandbox_drop();
+	free(sandbox.root);
+	sandbox.root = NULL;
+	sandbox_filter();
+}
