@@ -19,7 +19,7 @@ PKG_CONFIG ?=	pkg-config
 # Debian packages the build and the tests need; `make deps` installs them.
 DEB_PACKAGES =	gcc make pkg-config libssl-dev libbsd-dev libcmocka-dev \
 		libedit-dev libseccomp-dev python3 python3-pytest \
-		python3-cryptography mandoc
+		python3-cryptography mandoc tmux clang
 PKGS =		libcrypto libbsd-overlay libedit libseccomp
 TEST_PKGS =	cmocka
 
@@ -74,7 +74,9 @@ deps:
 	if [ -z "$$missing" ]; then \
 		$(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) || missing="libs"; \
 	fi; \
-	command -v mandoc >/dev/null 2>&1 || missing="$$missing mandoc"; \
+	for c in mandoc tmux clang; do \
+		command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; \
+	done; \
 	$(PYTHON) -c 'import pytest, cryptography' >/dev/null 2>&1 || \
 		missing="$$missing python"; \
 	if [ "$$(id -u)" = 0 ] && ! getent passwd _relayd >/dev/null; then \

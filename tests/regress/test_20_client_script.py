@@ -20,7 +20,7 @@ import time
 import pytest
 from cryptography.fernet import Fernet
 
-from relayproto import WAIT, msg_fields, receipt_fields
+from relayproto import WAIT, Client, msg_fields, receipt_fields
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("RELAY_BUILD") or \
@@ -424,3 +424,34 @@ def test_sigterm_quits_cleanly(daemon, relay):
     s.line(r"ok LOGIN 0")
     s.p.send_signal(signal.SIGTERM)
     assert s.wait() == 0
+
+
+def test_follows_key_rotation(daemon, relay):
+    """After relayctl rotate the client goes on under the new key without
+    a word: its next SAY and /who work, and a new-key session sees them."""
+    relayctl = os.path.join(BUILD, "relayctl")
+    sock = os.path.join(daemon.state, "relayd.sock")
+    if not os.access(relayctl, os.X_OK):
+        pytest.skip("%s is not built" % relayctl)
+    s = relay.start()
+    s.line(r"ok LOGIN 0")
+    s.send("before")
+    s.line(r"ok SAY")
+    p = subprocess.run([relayctl, "-s", sock, "rotate"], capture_output=True,
+                       timeout=WAIT)
+    assert p.returncode == 0, p.stderr
+    new = p.stdout.decode().strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}=", new), new
+    # A session that only knows the new key sees what alice says next.
+    bob = Client("127.0.0.1", daemon.port, new.encode(), daemon.secret)
+    daemon.clients.append(bob)
+    bob.login_ok("bob", daemon.users["bob"])
+    s.send("after")
+    s.line(r"ok SAY")
+    bob.push(r"SAY alice [0-9]+ after")
+    s.send("/who")
+    s.line(r"who alice bob")
+    rc, rest, err = s.finish()
+    assert rc == 0, (rc, rest, err)
+    assert rest == [], rest
+    assert "key" not in err.lower(), err
