@@ -1137,10 +1137,9 @@ main(int argc, char *argv[], char *envp[])
 			fprintf(stderr, "relayd: listening on %s port %d\n",
 			    ls[i].addr, ls[i].port);
 		if (userdb_count(users) == 0)
-			fprintf(stderr, "relayd: %s has no users yet: add a "
-			    "line NAME:MD5HEX (printf %%s PASSWORD | md5sum), "
-			    "then kill -HUP %ld\n", relayd_usersfile,
-			    (long)getpid());
+			fprintf(stderr, "relayd: %s has no users yet: add "
+			    "one with: relayctl -s %s adduser NAME\n",
+			    relayd_usersfile, relayd_conf.control_path);
 		fflush(stderr);
 		explicit_bzero(b64, sizeof(b64));
 	} else {
