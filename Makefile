@@ -19,7 +19,8 @@ PKG_CONFIG ?=	pkg-config
 # Debian packages the build and the tests need; `make deps` installs them.
 DEB_PACKAGES =	gcc make pkg-config libssl-dev libbsd-dev libcmocka-dev \
 		libedit-dev libseccomp-dev python3 python3-pytest \
-		python3-cryptography mandoc tmux clang
+		python3-cryptography mandoc tmux clang cppcheck clang-tidy \
+		valgrind
 PKGS =		libcrypto libbsd-overlay libedit libseccomp
 TEST_PKGS =	cmocka
 
@@ -55,7 +56,7 @@ MANS =		$(wildcard man/*.[1-8])
 DEPSTAMP =	$(BUILD)/.deps-ok
 
 .PHONY: all deps check unit regress lint run install uninstall asan fuzz \
-	bench-crypto bench bench-check clean
+	valgrind bench-crypto bench bench-check clean
 .DEFAULT_GOAL := all
 # Keep objects that only chained pattern rules name.
 .SECONDARY:
@@ -74,7 +75,7 @@ deps:
 	if [ -z "$$missing" ]; then \
 		$(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) || missing="libs"; \
 	fi; \
-	for c in mandoc tmux clang; do \
+	for c in mandoc tmux clang cppcheck clang-tidy valgrind; do \
 		command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; \
 	done; \
 	$(PYTHON) -c 'import pytest, cryptography' >/dev/null 2>&1 || \
@@ -170,10 +171,85 @@ regress: $(PROGS) $(TOOL_BINS) $(BUILD)/tests/relayd-hook
 	RELAY_FERNET_SPEC=$(CURDIR)/../shared/fernet-spec \
 	    $(PYTHON) -m pytest -q -ra -p no:cacheprovider tests/regress
 
+# The man pages (mandoc), then the C of the three programs (not the
+# tests) with the build's own flags, under cppcheck and clang-tidy.
+# cppcheck: warning, portability, performance.  It is given libbsd's
+# include directory as -I (it knows no -isystem) so that it expands
+# <sys/queue.h> and <sys/tree.h>; ctuuninitvar is off in the two files
+# whose RB_FIND search keys set only the compared field.
+# clang-tidy: bugprone, cert, misc and the static analyzer, less what
+# fights this code's style or C11 as Linux has it: Annex K's *_s
+# functions (insecureAPI.DeprecatedOrUnsafeBufferHandling), a check of
+# every printf (cert-err33-c), reserved names (__lsan_is_turned_off is
+# the sanitizers' interface), swappable parameters, byte/char/int
+# narrowing in codecs, widening of constant products, length-counted
+# memcpy without a NUL, and dead stores of `if ((n = f()) == -1)` and
+# of strlcpy/strlcat chains.  Each remaining false positive has a
+# NOLINTNEXTLINE comment in the code that says why.  LINT_JOBS files at
+# a time, the slowest (hub.c) first.
+LINT_SRCS =	relayd/hub.c $(filter-out relayd/hub.c,$(RELAYD_SRCS) \
+		$(LIB_SRCS)) $(RELAYCTL_SRCS) $(RELAY_SRCS)
+CPPCHECK_FLAGS = --enable=warning,portability,performance \
+		--error-exitcode=1 --inline-suppr --quiet --std=c11 \
+		-D__GNUC__ -D__linux__ -D_GNU_SOURCE -DLIBBSD_OVERLAY -Irelayd \
+		--suppress=missingIncludeSystem \
+		--suppress=ctuuninitvar:relayd/hub.c \
+		--suppress=ctuuninitvar:relay/session.c
+TIDY_CHECKS =	-*,bugprone-*,cert-*,clang-analyzer-*,misc-*,$\
+		-bugprone-easily-swappable-parameters,$\
+		-bugprone-reserved-identifier,-cert-dcl37-c,-cert-dcl51-cpp,$\
+		-bugprone-narrowing-conversions,$\
+		-bugprone-implicit-widening-of-multiplication-result,$\
+		-bugprone-not-null-terminated-result,-cert-err33-c,$\
+		-misc-unused-parameters,$\
+		-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,$\
+		-clang-analyzer-deadcode.DeadStores
+LINT_JOBS ?=	2
+
 lint: | $(DEPSTAMP)
 	@if [ -n "$(MANS)" ]; then \
 		echo "mandoc -T lint -W warning $(MANS)"; \
 		mandoc -T lint -W warning $(MANS) || exit 1; \
+	fi
+	@echo "cppcheck $(LINT_SRCS)"
+	@cppcheck $(CPPCHECK_FLAGS) $$(echo "$(PKG_CFLAGS)" | \
+	    sed 's/-isystem */-I/g') $(LINT_SRCS)
+	@echo "clang-tidy $(LINT_SRCS)"
+	@printf '%s\n' $(LINT_SRCS) | xargs -P$(LINT_JOBS) -I{} \
+	    clang-tidy --quiet --warnings-as-errors='*' \
+	    --checks='$(TIDY_CHECKS)' {} -- $(CPPFLAGS_ALL) -std=c11 \
+	    2>/dev/null
+
+# The black-box cases of the protocol (login, broadcast, mailboxes,
+# malformed input) with relayd under valgrind's memcheck: every process,
+# the hub and each worker it forks, must end with no invalid access, no
+# use of an undefined value and no definitely lost block.  conftest.py
+# runs relayd under RELAYD_WRAPPER; deadlines are three times as long.
+# A worker under valgrind skips only its seccomp filter (valgrind's own
+# system calls are not a session's) and logs that it does; privilege
+# separation is unchanged.  One log per process in $(BUILD)/valgrind.
+# Not part of check.
+VALGRIND_TESTS = tests/regress/test_01_login.py \
+		tests/regress/test_02_broadcast.py \
+		tests/regress/test_03_mailbox.py \
+		tests/regress/test_05_malformed.py
+VALGRIND_LOGS =	$(CURDIR)/$(BUILD)/valgrind
+VALGRIND_CMD =	valgrind --tool=memcheck --error-exitcode=99 \
+		--leak-check=full --errors-for-leak-kinds=definite \
+		--show-leak-kinds=definite --track-origins=yes \
+		--log-file=$(VALGRIND_LOGS)/%p.log
+
+valgrind: $(PROGS) $(TOOL_BINS)
+	@rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
+	RELAY_BUILD=$(CURDIR)/$(BUILD) RELAY_TEST_SCALE=3 \
+	RELAYD_WRAPPER="$(VALGRIND_CMD)" \
+	    $(PYTHON) -m pytest -q -ra -p no:cacheprovider $(VALGRIND_TESTS)
+	@n=$$(ls $(VALGRIND_LOGS) | wc -l); \
+	bad=$$(grep -L 'ERROR SUMMARY: 0 errors' $(VALGRIND_LOGS)/*.log); \
+	echo "valgrind: $$n processes checked, $$(echo $$bad | wc -w)" \
+	    "with errors"; \
+	if [ -n "$$bad" ]; then \
+		for f in $$bad; do echo "== $$f"; cat $$f; done; exit 1; \
 	fi
 
 run: $(PROGS)

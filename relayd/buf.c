@@ -126,6 +126,8 @@ buf_room(struct buf *b, size_t n)
 	if (b->PRIVATE_cap - b->PRIVATE_end >= n)
 		return 0;
 	if (b->PRIVATE_cap >= need) {
+		/* Data is NULL only while cap and len are 0: not here. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		memmove(b->PRIVATE_data, b->PRIVATE_data + b->PRIVATE_start,
 		    len);
 		explicit_bzero(b->PRIVATE_data + len, b->PRIVATE_end - len);
@@ -151,6 +153,8 @@ buf_room(struct buf *b, size_t n)
 		return -1;
 	}
 	if (len > 0)
+		/* Data is NULL only while cap and len are 0: not here. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		memcpy(p, b->PRIVATE_data + b->PRIVATE_start, len);
 	buf_release(b);
 	b->PRIVATE_data = p;

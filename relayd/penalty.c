@@ -63,7 +63,7 @@ penalty_bucket(const char *key)
 	uint64_t	 h = penalty_seed ^ 0xcbf29ce484222325ULL;
 	size_t		 i;
 
-	for (i = 0; key[i] != '\0' && i < PENALTY_KEY_MAX; i++) {
+	for (i = 0; i < PENALTY_KEY_MAX && key[i] != '\0'; i++) {
 		h ^= (unsigned char)key[i];
 		h *= 0x100000001b3ULL;
 	}
@@ -180,5 +180,7 @@ penalty_free(void)
 		return;
 	for (i = 0; i < PENALTY_BUCKETS; i++)
 		while ((e = LIST_FIRST(&penalty_buckets[i])) != NULL)
+			/* LIST_REMOVE updates the head. */
+			/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
 			penalty_remove(e);
 }

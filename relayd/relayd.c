@@ -982,6 +982,8 @@ relayd_listen(char **addrs, int naddrs, int defaults, const char *port,
 				fatalx("%s: cannot name the socket", addrs[i]);
 			ls[n].fd = fd;
 			strlcpy(ls[n].addr, host, sizeof(ls[n].addr));
+			/* serv is getnameinfo(3)'s NI_NUMERICSERV digits. */
+			/* NOLINTNEXTLINE(cert-err34-c) */
 			ls[n].port = atoi(serv);
 			if (strcmp(portbuf, "0") == 0)
 				strlcpy(portbuf, serv, sizeof(portbuf));

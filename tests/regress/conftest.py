@@ -11,6 +11,7 @@ reason; once it exists nothing is skipped.
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,6 +32,9 @@ BUILD = os.environ.get("RELAY_BUILD") or \
 RELAYD = os.path.join(BUILD, "relayd")
 SECRET = "5678"
 START_WAIT = 30.0 * relayproto.SCALE
+# A command relayd runs under (make valgrind: valgrind and its options),
+# split like a shell would; none by default.
+WRAPPER = shlex.split(os.environ.get("RELAYD_WRAPPER", ""))
 
 # name -> password; a UTF-8 password and names with every USER character.
 USERS = {
@@ -41,7 +45,8 @@ USERS = {
 }
 
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
-                       r"runtime error:|ThreadSanitizer")
+                       r"runtime error:|ThreadSanitizer|"
+                       r"==[0-9]+== ERROR SUMMARY: [1-9]")
 DAEMON_FIXTURES = ("daemon", "daemon_factory")
 
 
@@ -138,6 +143,8 @@ class Daemon:
             self.lines.append("---- run %d: %s\n" % (self.runs,
                                                       " ".join(argv)))
             self.mark = len(self.lines)
+        if WRAPPER and argv and argv[0] == RELAYD:
+            argv = WRAPPER + list(argv)
         # Its own process group, so that its workers can be found (and,
         # after a test's kill -9, ended) by that group's id.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
