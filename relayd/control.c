@@ -773,29 +773,15 @@ control_accept(void)
 			control_accept_toggle(0);
 			return;
 		}
-		if ((fd = accept4(control.fd, NULL, NULL, SOCK_NONBLOCK |
-		    SOCK_CLOEXEC)) == -1) {
-			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
-			case EAGAIN:
-				return;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				log_limited("control: accept: %s; pausing",
-				    strerror(errno));
-				control_accept_toggle(0);
-				control.accept_resume = mono_ms() +
-				    CONTROL_PAUSE_MS;
-				return;
-			default:
-				log_warn("control: accept");
-				return;
-			}
+		fd = hub_accept4(control.fd, NULL, NULL, "control: accept");
+		if (fd == ACCEPT_RETRY)
+			continue;
+		if (fd == ACCEPT_PAUSE) {
+			control_accept_toggle(0);
+			control.accept_resume = mono_ms() + CONTROL_PAUSE_MS;
 		}
+		if (fd < 0)
+			return;
 		if (getpeereid(fd, &uid, &gid) == -1) {
 			log_warn("control: getpeereid");
 			close(fd);

@@ -1082,6 +1082,39 @@ hub_listen_toggle(int on)
 	hub.listening = on;
 }
 
+/*
+ * One accept4(2), non-blocking and close-on-exec, for the client and the
+ * control listeners alike.  Returns the new descriptor, ACCEPT_RETRY when
+ * the loop may go on (interrupted, aborted), ACCEPT_PAUSE when out of
+ * descriptors or memory (the caller stops accepting for a while: the
+ * listener would only wake it again), or ACCEPT_DONE (nothing pending, or
+ * an error already logged).
+ */
+int
+hub_accept4(int lfd, struct sockaddr *sa, socklen_t *len, const char *what)
+{
+	int	 s;
+
+	if ((s = accept4(lfd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+		return s;
+	switch (errno) {
+	case EINTR:
+	case ECONNABORTED:
+		return ACCEPT_RETRY;
+	case EAGAIN:
+		return ACCEPT_DONE;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		log_limited("%s: %s; pausing", what, strerror(errno));
+		return ACCEPT_PAUSE;
+	default:
+		log_warn("%s", what);
+		return ACCEPT_DONE;
+	}
+}
+
 static void
 hub_accept(struct hub_listener *l)
 {
@@ -1091,29 +1124,16 @@ hub_accept(struct hub_listener *l)
 
 	for (n = 0; n < HUB_ACCEPT_MAX && !hub.stopping; n++) {
 		len = sizeof(ss);
-		s = accept4(l->fd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (s == -1) {
-			switch (errno) {
-			case EINTR:
-			case ECONNABORTED:
-				continue;
-			case EAGAIN:
-				return;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				log_limited("accept: %s; pausing",
-				    strerror(errno));
-				hub_listen_toggle(0);
-				hub.accept_resume = mono_ms() + HUB_PAUSE_MS;
-				return;
-			default:
-				log_warn("accept");
-				return;
-			}
+		s = hub_accept4(l->fd, (struct sockaddr *)&ss, &len,
+		    "accept");
+		if (s == ACCEPT_RETRY)
+			continue;
+		if (s == ACCEPT_PAUSE) {
+			hub_listen_toggle(0);
+			hub.accept_resume = mono_ms() + HUB_PAUSE_MS;
 		}
+		if (s < 0)
+			return;
 		hub_spawn(s, (struct sockaddr *)&ss, len);
 	}
 }

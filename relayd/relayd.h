@@ -8,6 +8,7 @@
 #define RELAYD_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <stdint.h>
 
@@ -158,6 +159,13 @@ const char	*parse_facility_name(int);
 const char	*parse_option_names(void);
 
 /* hub.c */
+enum hub_accept_result {		/* hub_accept4(), besides a descriptor */
+	ACCEPT_DONE = -1,
+	ACCEPT_RETRY = -2,
+	ACCEPT_PAUSE = -3
+};
+int		 hub_accept4(int, struct sockaddr *, socklen_t *,
+		    const char *);
 struct hub_session {
 	pid_t		 pid;
 	const char	*peer;
