@@ -274,7 +274,7 @@ FUZZ_SECONDS ?=	60
 FUZZ_BINS =	$(patsubst tests/fuzz/%.c,build-fuzz/%,\
 		    $(wildcard tests/fuzz/fuzz_*.c))
 
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) relayd/proto.h | $(DEPSTAMP)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) relayd/proto.h tests/fuzz/fuzz.h | $(DEPSTAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) -g -O1 -fno-omit-frame-pointer \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -18,22 +18,14 @@
 #include <string.h>
 
 #include "proto.h"
+#include "fuzz.h"
 
 #define FUZZ_KEY	"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
 #define FUZZ_NOW	499162801ULL	/* 1985-10-26T08:20:01Z */
 #define FUZZ_HEAD	"674f3c2c1a8a6f90461e8a66fb5550ba"
 
-int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
 static struct fernet	*fuzz_fernet;
 static unsigned char	 fuzz_plain[FRAME_MAX_DEFAULT];
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x);	\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 fuzz_fields(const char *p, size_t len)

@@ -12,15 +12,7 @@
 #include <string.h>
 
 #include "proto.h"
-
-int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x);	\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 static void
 fuzz_one(uint32_t type, struct rec_reader *r, const unsigned char *rec,

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "fuzz.h"
 
 #define FUZZ_KEY	"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
 #define FUZZ_NOW	499162801ULL	/* 1985-10-26T08:20:01Z */
@@ -27,15 +28,6 @@
 #define FUZZ_NONCE	"00112233445566778899aabbccddeeff"
 #define FUZZ_USER	"alice"
 #define FUZZ_PASSWORD	"alice-pw"
-
-int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x);	\
-		abort();						\
-	}								\
-} while (0)
 
 struct session {
 	uint64_t	 seq_in;	/* the SEQ the next frame must carry */
