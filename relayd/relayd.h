@@ -207,8 +207,17 @@ void		 hub_sessions(void (*)(void *, const struct hub_session *),
 void		 hub_get_stats(struct hub_stats *);
 void		 hub_key(unsigned char *);
 
-/* worker.c */
+/*
+ * worker.c.  worker_main() is the session's process; the rest is the
+ * session without its event loop, which the fuzz target drives.
+ */
+#define WORKER_READY_CLIENT	0x1	/* the client socket is readable */
+#define WORKER_READY_HUB	0x2	/* the pipe from the hub is */
+struct worker;
 __dead void	 worker_main(const struct worker_params *);
+struct worker	*worker_new(const struct worker_params *);
+int		 worker_turn(struct worker *, int);
+__dead void	 worker_end(struct worker *, int);
 
 /* hook.c: a seam for the test build, which links its own object here */
 int		 hook_command(const char *, int);

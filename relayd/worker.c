@@ -32,6 +32,14 @@
 
 #define WORKER_ITEM_SLACK	512	/* push bytes beyond a BODY */
 
+/*
+ * How a session's process ends.  The fuzz target (tests/fuzz) builds this
+ * file with its own, which goes back to the fuzzer instead of exiting.
+ */
+#ifndef WORKER_EXIT
+#define WORKER_EXIT(status)	exit(status)
+#endif
+
 enum worker_wait {
 	WAIT_NONE,
 	WAIT_LOGIN,	/* H_LOGIN */
@@ -105,7 +113,6 @@ struct worker {
 static volatile sig_atomic_t worker_sigterm;
 
 static void	 worker_bye(struct worker *, const char *);
-static void	 worker_end(struct worker *, int) __dead;
 static void	 worker_stats(struct worker *, uint64_t);
 
 static void
@@ -917,6 +924,14 @@ worker_rate_ok(struct worker *w)
 	return 1;
 }
 
+/* 1 while the session takes more frames from the client. */
+static int
+worker_wants_input(struct worker *w)
+{
+	return !w->closing && !w->oversized && !w->flooded &&
+	    !w->client_eof && buf_len(&w->lines) < WORKER_LINES_MAX;
+}
+
 /* Reads from the client and moves whole frames to the queue. */
 static void
 worker_client_input(struct worker *w)
@@ -1209,23 +1224,57 @@ worker_closed(struct worker *w)
 	return w->client_eof;
 }
 
+/*
+ * The client socket is readable: frames while the session takes them;
+ * while closing, drained, so that closing sends FIN, not RST.
+ */
 static void
+worker_client_ready(struct worker *w)
+{
+	char	 sink[4096];
+	ssize_t	 n;
+
+	if (w->closing) {
+		n = read(w->s, sink, sizeof(sink));
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			w->client_eof = 1;
+	} else if (worker_wants_input(w))
+		worker_client_input(w);
+}
+
+/*
+ * One turn of the session: the input that is ready (WORKER_READY_*), then
+ * timers, the queued commands and the output.  1: the session is over.
+ */
+int
+worker_turn(struct worker *w, int ready)
+{
+	if (ready & WORKER_READY_CLIENT)
+		worker_client_ready(w);
+	if ((ready & WORKER_READY_HUB) && !w->hub_gone)
+		worker_hub_input(w);
+	worker_timers(w);
+	if (!w->closing)
+		worker_commands(w);
+	worker_flush(w);
+	return w->closing && worker_closed(w);
+}
+
+/* Waits for the next event; returns what is ready for worker_turn(). */
+static int
 worker_poll(struct worker *w)
 {
 	struct pollfd	 pfd[3];
 	struct timespec	 ts, *tsp = NULL;
 	sigset_t	 none;
-	char		 sink[4096];
-	ssize_t		 n;
-	int		 timeout;
+	int		 timeout, ready = 0;
 
 	memset(pfd, 0, sizeof(pfd));
 	pfd[0].fd = w->s;
 	if (w->closing) {
 		if (w->shut && !w->client_eof)
 			pfd[0].events |= POLLIN;
-	} else if (!w->oversized && !w->flooded && !w->client_eof &&
-	    buf_len(&w->lines) < WORKER_LINES_MAX)
+	} else if (worker_wants_input(w))
 		pfd[0].events |= POLLIN;
 	if (buf_len(&w->out) > 0)
 		pfd[0].events |= POLLOUT;
@@ -1244,27 +1293,20 @@ worker_poll(struct worker *w)
 	sigemptyset(&none);
 	if (ppoll(pfd, 3, tsp, &none) == -1) {
 		if (errno == EINTR)
-			return;
+			return 0;
 		fatal("ppoll");
 	}
 	if (worker_sigterm)
-		return;		/* the hub ended us: say so before anything */
-	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-		if (w->closing) {
-			/* Drain so that closing sends FIN, not RST. */
-			n = read(w->s, sink, sizeof(sink));
-			if (n == 0 || (n == -1 && errno != EAGAIN &&
-			    errno != EINTR))
-				w->client_eof = 1;
-		} else if (pfd[0].events & POLLIN)
-			worker_client_input(w);
-	}
+		return 0;	/* the hub ended us: say so before anything */
+	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+		ready |= WORKER_READY_CLIENT;
 	if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
-		worker_hub_input(w);
+		ready |= WORKER_READY_HUB;
+	return ready;
 }
 
 /* Frees the session and exits: through exit(3), so leak checks run. */
-static __dead void
+__dead void
 worker_end(struct worker *w, int status)
 {
 	/* An ACK cut short gives its item back to the mailbox. */
@@ -1292,32 +1334,61 @@ worker_end(struct worker *w, int status)
 	}
 	spool_list_free(&w->rl);
 	spool_free();
-	explicit_bzero(w->head, sizeof(w->head));
-	explicit_bzero(w->nonce, sizeof(w->nonce));
-	exit(status);
+	explicit_bzero(w, sizeof(*w));
+	free(w);
+	WORKER_EXIT(status);
+}
+
+/* A new session on the hub's descriptors; wp->key is wiped. */
+struct worker *
+worker_new(const struct worker_params *wp)
+{
+	struct worker		*w;
+	const struct relayd_limits *lim = wp->limits;
+	uint64_t		 now = mono_ms();
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("%s: calloc", wp->peer);
+	w->s = wp->sock;
+	w->hin = wp->hub_in;
+	w->hout = wp->hub_out;
+	w->peer = wp->peer;
+	w->lim = lim;
+	strlcpy(w->head, wp->head, sizeof(w->head));
+	w->f = fernet_new(wp->key);
+	explicit_bzero(wp->key, FERNET_KEY_LEN);
+	if (w->f == NULL)
+		fatalx("%s: cannot set up the key", w->peer);
+
+	frame_in_init(&w->fin, lim->frame_max);
+	buf_init(&w->lines, WORKER_LINES_MAX + lim->frame_max);
+	buf_init(&w->out, lim->slow_max + 4 * lim->frame_max);
+	buf_init(&w->hq, WORKER_HUBQ_MAX);
+	buf_init(&w->hbuf, REC_HDR_LEN + REC_MAX);
+	buf_init(&w->plain, fernet_plain_max(lim->frame_max) + 1);
+	buf_init(&w->fmt, REC_MAX);
+	buf_init(&w->item, REC_MAX);
+	w->seq_in = 1;
+	w->seq_out = 1;
+	w->login_at = now + lim->login_grace * 1000;
+	if (lim->idle_timeout > 0)
+		w->idle_at = now + lim->idle_timeout * 1000;
+	w->stats_at = now + WORKER_STATS_MS;
+	w->tokens = (double)lim->frame_burst;
+	w->tokens_at = now;
+	return w;
 }
 
 __dead void
 worker_main(const struct worker_params *wp)
 {
-	struct worker		 w;
+	struct worker		*w;
 	struct sigaction	 sa;
 	sigset_t		 term;
-	const struct relayd_limits *lim = wp->limits;
-	size_t			 plainmax;
+	int			 ready = 0;
 
-	memset(&w, 0, sizeof(w));
-	w.s = wp->sock;
-	w.hin = wp->hub_in;
-	w.hout = wp->hub_out;
-	w.peer = wp->peer;
-	w.lim = lim;
-	strlcpy(w.head, wp->head, sizeof(w.head));
-	w.f = fernet_new(wp->key);
-	explicit_bzero(wp->key, FERNET_KEY_LEN);
-	if (w.f == NULL)
-		fatalx("%s: cannot set up the key", w.peer);
-	relayd_title("%s", w.peer);
+	w = worker_new(wp);
+	relayd_title("%s", w->peer);
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -1333,32 +1404,7 @@ worker_main(const struct worker_params *wp)
 	if (sigprocmask(SIG_SETMASK, &term, NULL) == -1)
 		fatal("sigprocmask");
 
-	plainmax = fernet_plain_max(lim->frame_max);
-	frame_in_init(&w.fin, lim->frame_max);
-	buf_init(&w.lines, WORKER_LINES_MAX + lim->frame_max);
-	buf_init(&w.out, lim->slow_max + 4 * lim->frame_max);
-	buf_init(&w.hq, WORKER_HUBQ_MAX);
-	buf_init(&w.hbuf, REC_HDR_LEN + REC_MAX);
-	buf_init(&w.plain, plainmax + 1);
-	buf_init(&w.fmt, REC_MAX);
-	buf_init(&w.item, REC_MAX);
-	w.seq_in = 1;
-	w.seq_out = 1;
-	w.login_at = mono_ms() + lim->login_grace * 1000;
-	if (lim->idle_timeout > 0)
-		w.idle_at = mono_ms() + lim->idle_timeout * 1000;
-	w.stats_at = mono_ms() + WORKER_STATS_MS;
-	w.tokens = (double)lim->frame_burst;
-	w.tokens_at = mono_ms();
-
-	for (;;) {
-		worker_timers(&w);
-		if (!w.closing)
-			worker_commands(&w);
-		worker_flush(&w);
-		if (w.closing && worker_closed(&w))
-			break;
-		worker_poll(&w);
-	}
-	worker_end(&w, 0);
+	while (!worker_turn(w, ready))
+		ready = worker_poll(w);
+	worker_end(w, 0);
 }
