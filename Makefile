@@ -280,13 +280,27 @@ build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) relayd/proto.h tests/fuzz/fuzz.h | $(DE
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 
+# The worker's target runs worker.c itself, with the mailbox code it
+# calls; its end comes back to the fuzzer (WORKER_EXIT) instead of
+# exiting.  tests/fuzz/NAME.flags holds a target's own libFuzzer flags.
+FUZZ_WORKER_SRCS = relayd/worker.c relayd/spool.c relayd/hook.c
+build-fuzz/fuzz_worker: tests/fuzz/fuzz_worker.c $(FUZZ_WORKER_SRCS) \
+    $(LIB_SRCS) relayd/proto.h relayd/relayd.h tests/fuzz/fuzz.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) -g -O1 -fno-omit-frame-pointer \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -DWORKER_EXIT=fuzz_worker_exit \
+	    -o $@ $< $(FUZZ_WORKER_SRCS) $(LIB_SRCS) $(PKG_LIBS)
+
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 		mkdir -p $$f.corpus || exit 1; \
+		n=$${f##*/}; flags=; \
+		[ -f tests/fuzz/$$n.flags ] && flags=$$(cat tests/fuzz/$$n.flags); \
 		echo "== $$f ($(FUZZ_SECONDS) s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-		    -artifact_prefix=$$f- $$f.corpus \
-		    tests/fuzz/corpus/$${f##*/} \
+		    $$flags -artifact_prefix=$$f- $$f.corpus \
+		    tests/fuzz/corpus/$$n \
 		    || exit 1; \
 	done
 

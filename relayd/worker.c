@@ -36,8 +36,10 @@
  * How a session's process ends.  The fuzz target (tests/fuzz) builds this
  * file with its own, which goes back to the fuzzer instead of exiting.
  */
-#ifndef WORKER_EXIT
-#define WORKER_EXIT(status)	exit(status)
+#ifdef WORKER_EXIT
+__dead void	 WORKER_EXIT(int);
+#else
+#define WORKER_EXIT	exit
 #endif
 
 enum worker_wait {
