@@ -109,6 +109,8 @@ static char	 b64_ct_char(int);
 static int	 fernet_update(EVP_CIPHER_CTX *, unsigned char *,
 		    const unsigned char *, size_t);
 static int	 fernet_unpad(const unsigned char *, size_t *);
+static int	 fernet_new_hmac(struct fernet *, const unsigned char *);
+static int	 fernet_new_aes(struct fernet *);
 static int	 random_fill(void *, size_t);
 static void	 random_pool_wipe(void);
 static void	 random_pool_setup(void);
@@ -323,22 +325,115 @@ fernet_key_generate(unsigned char *key)
 	return random_fill(key, FERNET_KEY_LEN);
 }
 
-struct fernet *
-fernet_new(const unsigned char *key)
+/*
+ * What fernet_init() fetched: the algorithms, and an HMAC context with
+ * its digest set and keyed with zeros, which fernet_new() duplicates and
+ * re-keys so that it never asks libcrypto to look up a name.
+ */
+static struct {
+	EVP_MAC		*mac;
+	EVP_MAC_CTX	*hmac;
+	EVP_CIPHER	*aes;
+} fernet_pre;
+
+/*
+ * fernet_init: fetches the algorithms once, for every later fernet_new()
+ * of this process and of the processes it forks, and tells libcrypto not
+ * to clean up at exit(3).  For a daemon that forks a process per client:
+ * a fetch fills libcrypto's tables of algorithms (millions of
+ * instructions, and pages of heap that each child would copy), and the
+ * cleanup frees them all again (and so touches every page); a child that
+ * ends with exit(3) does neither.  It must come before any other libcrypto
+ * call, or the exit handler is already in.  Not thread-safe: call it
+ * once, early.  Returns 0, or -1 if libcrypto fails.
+ */
+int
+fernet_init(void)
 {
-	struct fernet	*f;
+	OSSL_PARAM	 params[2];
+	unsigned char	 zero[HALF_KEY_LEN];
+	char		 digest[] = "SHA256";
+
+	if (fernet_pre.aes != NULL)
+		return 0;
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1)
+		return -1;
+	memset(zero, 0, sizeof(zero));
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((fernet_pre.mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+	    (fernet_pre.hmac = EVP_MAC_CTX_new(fernet_pre.mac)) == NULL ||
+	    EVP_MAC_init(fernet_pre.hmac, zero, sizeof(zero), params) != 1 ||
+	    (fernet_pre.aes = EVP_CIPHER_fetch(NULL, "AES-128-CBC",
+	    NULL)) == NULL) {
+		fernet_fini();
+		return -1;
+	}
+	return 0;
+}
+
+/* Frees what fernet_init() fetched, and libcrypto's own state. */
+void
+fernet_fini(void)
+{
+	EVP_CIPHER_free(fernet_pre.aes);
+	EVP_MAC_CTX_free(fernet_pre.hmac);
+	EVP_MAC_free(fernet_pre.mac);
+	memset(&fernet_pre, 0, sizeof(fernet_pre));
+	OPENSSL_cleanup();
+}
+
+/* The HMAC half of fernet_new(): from the template if there is one. */
+static int
+fernet_new_hmac(struct fernet *f, const unsigned char *key)
+{
 	OSSL_PARAM	 params[2];
 	char		 digest[] = "SHA256";
 
-	if ((f = calloc(1, sizeof(*f))) == NULL)
-		return NULL;
+	if (fernet_pre.hmac != NULL) {
+		if (EVP_MAC_up_ref(fernet_pre.mac) != 1)
+			return -1;
+		f->mac = fernet_pre.mac;
+		if ((f->hmac = EVP_MAC_CTX_dup(fernet_pre.hmac)) == NULL ||
+		    EVP_MAC_init(f->hmac, key, HALF_KEY_LEN, NULL) != 1)
+			return -1;
+		return 0;
+	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	    digest, 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if ((f->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
 	    (f->hmac = EVP_MAC_CTX_new(f->mac)) == NULL ||
-	    EVP_MAC_init(f->hmac, key, HALF_KEY_LEN, params) != 1 ||
-	    (f->aes = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL)) == NULL ||
+	    EVP_MAC_init(f->hmac, key, HALF_KEY_LEN, params) != 1)
+		return -1;
+	return 0;
+}
+
+/* The AES half of fernet_new(). */
+static int
+fernet_new_aes(struct fernet *f)
+{
+	if (fernet_pre.aes != NULL) {
+		if (EVP_CIPHER_up_ref(fernet_pre.aes) != 1)
+			return -1;
+		f->aes = fernet_pre.aes;
+		return 0;
+	}
+	if ((f->aes = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL)) == NULL)
+		return -1;
+	return 0;
+}
+
+struct fernet *
+fernet_new(const unsigned char *key)
+{
+	struct fernet	*f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	if (fernet_new_hmac(f, key) == -1 ||
+	    fernet_new_aes(f) == -1 ||
 	    (f->enc = EVP_CIPHER_CTX_new()) == NULL ||
 	    (f->dec = EVP_CIPHER_CTX_new()) == NULL ||
 	    EVP_EncryptInit_ex2(f->enc, f->aes, key + HALF_KEY_LEN, NULL,
@@ -649,9 +744,16 @@ random_fill(void *p, size_t n)
 	return 0;
 }
 
+/*
+ * Bytes are wiped as they are handed out, so an empty pool is all zero
+ * already: left alone, since in a child of fork(2) a write copies the
+ * page, and relayd forks a worker per client.
+ */
 static void
 random_pool_wipe(void)
 {
+	if (random_left == 0)
+		return;
 	explicit_bzero(random_pool, sizeof(random_pool));
 	random_left = 0;
 }

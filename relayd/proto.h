@@ -112,6 +112,9 @@ ssize_t	 buf_write(struct buf *, int fd);	/* one write(2), drains */
  * ttl 0 checks no age, more than FUTURE_SKEW ahead always fails), then
  * padding; out of fernet_plain_max(toklen) bytes is always enough, and
  * on failure out holds no plaintext.  Both return FERNET_OK or an error.
+ * fernet_init() (optional; 0 or -1) fetches the algorithms once for
+ * every later fernet_new(), in this process and its children, and turns
+ * off libcrypto's exit(3) cleanup; fernet_fini() does that cleanup.
  */
 #define FERNET_KEY_LEN		32	/* raw bytes */
 #define FERNET_KEY_B64LEN	44	/* URL-safe base64 */
@@ -135,6 +138,8 @@ struct fernet;
 int	 fernet_key_parse(const char *, size_t, unsigned char *);
 void	 fernet_key_format(const unsigned char *, char *);  /* 45 bytes */
 int	 fernet_key_generate(unsigned char *);
+int	 fernet_init(void);		/* once, before any fork */
+void	 fernet_fini(void);
 struct fernet *fernet_new(const unsigned char *);
 void	 fernet_free(struct fernet *);
 size_t	 fernet_token_len(size_t);	/* token length for n plaintext */

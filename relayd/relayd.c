@@ -1110,6 +1110,9 @@ main(int argc, char *argv[], char *envp[])
 	if (!relayd_debug)
 		relayd_daemonize();
 
+	/* Before any other libcrypto call: see fernet_init(). */
+	if (fernet_init() == -1)
+		fatalx("libcrypto: cannot fetch AES-128-CBC and HMAC");
 	relayd_secret(relayd_conf.secretfile, envp, code, sizeof(code));
 	if (secret_head(code, head, &errstr) == -1)
 		fatalx("secret code: %s", errstr);
@@ -1169,5 +1172,6 @@ main(int argc, char *argv[], char *envp[])
 	parse_free(&relayd_conf);
 	parse_free(&relayd_flags);
 	free(relayd_conffile);
+	fernet_fini();
 	return 0;
 }

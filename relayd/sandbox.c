@@ -12,14 +12,21 @@
  * user and says so once.
  *
  * Then every worker, privileged start or not, enters a seccomp-bpf filter
- * (libseccomp) that allows the system calls a session needs and kills the
- * process on any other.  A compromised worker can at worst end its own
- * session: it cannot open a connection, run a program, trace or signal
- * another process, or map executable memory.
+ * that allows the system calls a session needs and kills the process on
+ * any other.  A compromised worker can at worst end its own session: it
+ * cannot open a connection, run a program, trace or signal another
+ * process, or map executable memory.  The filter is compiled once, by
+ * libseccomp in the hub at start-up; a worker only writes its own pid
+ * into the program and loads it: building it in each worker cost more
+ * than the rest of a login, and some 50 KiB of private heap per session.
  */
 #include <sys/types.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -84,6 +91,14 @@ static const char *const sandbox_allow[] = {
 	"prctl",
 };
 
+/*
+ * The compiled filter stands this value for the worker's pid in its one
+ * tgkill(2) rule: above any pid (PID_MAX_LIMIT is 2^22), and unlike any
+ * system call number, architecture or argument that the filter compares.
+ */
+#define SANDBOX_PID_MARK	0x3ffffffeU
+#define SANDBOX_PROG_MAX	512	/* instructions; ours has ~100 */
+
 static struct sandbox {
 	int		 entered;	/* this process is a confined worker */
 	int		 privsep;	/* chroot and setresuid in workers */
@@ -91,7 +106,13 @@ static struct sandbox {
 	gid_t		 gid;
 	char		 user[64];
 	char		*root;		/* the mailbox tree */
+	unsigned short	 nprog;		/* instructions in prog */
+	unsigned short	 pidat;		/* the one that compares the pid */
+	struct sock_filter prog[SANDBOX_PROG_MAX];
 } sandbox;
+
+static void	 sandbox_compile(void);
+static void	 sandbox_filter(void);
 
 /*
  * The sanitizers' runtime, when relayd is built with it (make asan):
@@ -169,8 +190,9 @@ sandbox_chown_spool(void)
 }
 
 /*
- * Called by the hub at start-up, before any worker: as root, finds user
- * (fatal if it does not exist) and hands it the mailbox tree spooldir.
+ * Called by the hub at start-up, before any worker: compiles the filter;
+ * as root, finds user (fatal if it does not exist) and hands it the
+ * mailbox tree spooldir.
  */
 void
 sandbox_init(const char *user, const char *spooldir)
@@ -181,6 +203,7 @@ sandbox_init(const char *user, const char *spooldir)
 		user = RELAYD_USER;
 	if ((sandbox.root = strdup(spooldir)) == NULL)
 		fatal("strdup");
+	sandbox_compile();
 	if (geteuid() != 0) {
 		pw = getpwuid(geteuid());
 		log_info("running as %s: no privilege separation",
@@ -259,14 +282,20 @@ sandbox_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
  * SIGABRT (abort(3)); socket(2) and connect(2) fail with EACCES instead
  * of killing, because syslog(3) tries them to reconnect when syslogd has
  * restarted: no log from this session, then, but it goes on.
+ *
+ * Compiled in the hub, with SANDBOX_PID_MARK for the pid, into
+ * sandbox.prog: libseccomp writes the program to a memory file, and the
+ * one instruction that compares against the mark is remembered.
  */
 static void
-sandbox_filter(void)
+sandbox_compile(void)
 {
 	scmp_filter_ctx		 ctx;
 	struct scmp_arg_cmp	 cmp[2];
-	size_t			 i;
-	int			 rc;
+	struct stat		 st;
+	size_t			 i, n;
+	ssize_t			 r;
+	int			 fd, rc, marks = 0;
 
 	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
 		fatalx("seccomp_init failed");
@@ -275,14 +304,51 @@ sandbox_filter(void)
 	cmp[0] = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 	sandbox_rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, cmp);
 	sandbox_rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, cmp);
-	cmp[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
+	cmp[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)SANDBOX_PID_MARK);
 	cmp[1] = SCMP_A2(SCMP_CMP_EQ, SIGABRT);
 	sandbox_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 2, cmp);
 	sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 0, NULL);
 	sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), "connect", 0, NULL);
-	if ((rc = seccomp_load(ctx)) < 0)
-		fatalx("seccomp_load: %s", strerror(-rc));
+
+	if ((fd = memfd_create("relayd-filter", MFD_CLOEXEC)) == -1)
+		fatal("memfd_create");
+	if ((rc = seccomp_export_bpf(ctx, fd)) < 0)
+		fatalx("seccomp_export_bpf: %s", strerror(-rc));
 	seccomp_release(ctx);
+	if (fstat(fd, &st) == -1)
+		fatal("seccomp filter");
+	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0 ||
+	    (size_t)st.st_size > sizeof(sandbox.prog))
+		fatalx("seccomp filter: %lld bytes", (long long)st.st_size);
+	if ((r = pread(fd, sandbox.prog, st.st_size, 0)) != st.st_size)
+		fatalx("seccomp filter: short read");
+	close(fd);
+	n = st.st_size / sizeof(struct sock_filter);
+	for (i = 0; i < n; i++) {
+		if (sandbox.prog[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+		    sandbox.prog[i].k == SANDBOX_PID_MARK) {
+			sandbox.pidat = i;
+			marks++;
+		}
+	}
+	if (marks != 1)
+		fatalx("seccomp filter: %d pid comparisons, not 1", marks);
+	sandbox.nprog = n;
+}
+
+/* In the worker: its own pid in the compiled program, then load it. */
+static void
+sandbox_filter(void)
+{
+	struct sock_fprog	 fp;
+
+	sandbox.prog[sandbox.pidat].k = (uint32_t)getpid();
+	fp.len = sandbox.nprog;
+	fp.filter = sandbox.prog;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_NO_NEW_PRIVS");
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp) == -1)
+		fatal("prctl PR_SET_SECCOMP");
 }
 
 /*

@@ -39,7 +39,7 @@
 #ifdef WORKER_EXIT
 __dead void	 WORKER_EXIT(int);
 #else
-#define WORKER_EXIT	exit
+#define WORKER_EXIT	_exit
 #endif
 
 enum worker_wait {
@@ -1307,7 +1307,13 @@ worker_poll(struct worker *w)
 	return ready;
 }
 
-/* Frees the session and exits: through exit(3), so leak checks run. */
+/*
+ * Frees and wipes the session (keys, plaintext buffers), then exits
+ * through _exit(2): exit(3) would run every library's exit handlers,
+ * which only free memory the kernel is about to take back, and in a
+ * process forked from the hub each page they touch is a copy-on-write
+ * fault.  valgrind still checks for leaks at _exit.
+ */
 __dead void
 worker_end(struct worker *w, int status)
 {
