@@ -870,26 +870,6 @@ control_timers(uint64_t now)
 }
 
 /*
- * In a new worker: frees (and wipes) what the hub's copy held.  The
- * descriptors are already closed.
- */
-void
-control_child_cleanup(void)
-{
-	struct control_conn	*c;
-
-	while ((c = TAILQ_FIRST(&control.conns)) != NULL) {
-		TAILQ_REMOVE(&control.conns, c, entry);
-		buf_free(&c->in);
-		buf_free(&c->out);
-		free(c);
-	}
-	control.nconns = 0;
-	control.fd = control.epfd = -1;
-	control.path[0] = '\0';
-}
-
-/*
  * At exit: closes everything and removes the socket file, unless it is
  * no longer the one this daemon made (another daemon's, after ours was
  * removed by hand).

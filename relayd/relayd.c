@@ -1113,16 +1113,18 @@ main(int argc, char *argv[], char *envp[])
 	/* Before any other libcrypto call: see fernet_init(). */
 	if (fernet_init() == -1)
 		fatalx("libcrypto: cannot fetch AES-128-CBC and HMAC");
-	relayd_secret(relayd_conf.secretfile, envp, code, sizeof(code));
-	if (secret_head(code, head, &errstr) == -1)
-		fatalx("secret code: %s", errstr);
-	relayd_key(relayd_conf.keyfile, key);
-	users = relayd_users_load();
 	if (spool_init(relayd_statedir, &errstr) == -1)
 		fatalx("%s/spool: %s", relayd_statedir, errstr);
 	if (spool_sweep() == -1)
 		fatal("%s/spool", relayd_statedir);
 	sandbox_init(relayd_conf.user, spool_dir());
+	/* The workers' parent: small, and without the secrets below. */
+	spawn_init();
+	relayd_secret(relayd_conf.secretfile, envp, code, sizeof(code));
+	if (secret_head(code, head, &errstr) == -1)
+		fatalx("secret code: %s", errstr);
+	relayd_key(relayd_conf.keyfile, key);
+	users = relayd_users_load();
 
 	if (relayd_conf.nlisten == 0) {
 		defaddrs[0] = "127.0.0.1";

@@ -197,7 +197,6 @@ void		 hub_init(struct hub_listener *, int, struct userdb *,
 int		 hub_run(void);
 void		 hub_set_users(struct userdb *);
 void		 hub_rotate_key(const unsigned char *);
-void		 hub_child_cleanup(void);
 void		 hub_signals_block(void);
 struct userdb	*hub_userdb(void);
 int		 hub_kick_user(const char *, const char *);
@@ -206,6 +205,15 @@ void		 hub_sessions(void (*)(void *, const struct hub_session *),
 		    void *);
 void		 hub_get_stats(struct hub_stats *);
 void		 hub_key(unsigned char *);
+
+/* spawn.c: the small process that forks the workers */
+void		 spawn_init(void);
+pid_t		 spawn_pid(void);
+int		 spawn_fd(void);
+pid_t		 spawn_worker(int, int, int, const char *, const char *,
+		    const unsigned char *);
+int		 spawn_reaped(pid_t *, int *);
+void		 spawn_stop(void);
 
 /*
  * worker.c.  worker_main() is the session's process; the rest is the
@@ -245,7 +253,6 @@ int		 userdb_save(const struct userdb *, const char *, char *,
 int		 userdb_check_mode(const char *, char *, size_t);
 struct userdb	*userdb_dup(const struct userdb *);
 const char	*userdb_name(const struct userdb *, size_t);
-void		 userdb_child(struct userdb *);
 
 /* spool.c */
 struct spool_list {
@@ -276,7 +283,6 @@ int		 control_fd(void);
 void		 control_dispatch(void);
 uint64_t	 control_next(void);
 void		 control_timers(uint64_t);
-void		 control_child_cleanup(void);
 void		 control_cleanup(void);
 
 #endif /* RELAYD_H */

@@ -38,12 +38,11 @@ struct userdb {
 };
 
 /*
- * The entries live in their own pages, marked MADV_WIPEONFORK: a worker
- * forked from the hub finds zeros there without the hub's pages being
- * copied into it by a wipe (fork and a worker's memory stay small however
- * many users there are).  Where the kernel lacks it, userdb_child() wipes.
+ * The entries live in their own pages, marked MADV_WIPEONFORK, so that
+ * a process forked from the hub would find zeros there.  None is: the
+ * workers come from the spawner (spawn.c), forked before the table was
+ * loaded; this is the second line.
  */
-static int	 userdb_wipeonfork = 1;
 
 static size_t
 userdb_bytes(size_t cap)
@@ -68,8 +67,8 @@ userdb_alloc(size_t cap)
 	if ((p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
 		return NULL;
-	if (madvise(p, len, MADV_WIPEONFORK) == -1)
-		userdb_wipeonfork = 0;
+	/* Where the kernel lacks it, the first line still holds. */
+	(void)madvise(p, len, MADV_WIPEONFORK);
 	return p;
 }
 
@@ -80,19 +79,6 @@ userdb_release(struct userdb_entry *e, size_t cap)
 		return;
 	explicit_bzero(e, cap * sizeof(*e));
 	munmap(e, userdb_bytes(cap));
-}
-
-/*
- * In a new worker: the hashes must not be readable.  The pages are
- * already zero unless the kernel could not mark them; nothing is freed,
- * so nothing else of the hub's is touched.
- */
-void
-userdb_child(struct userdb *db)
-{
-	if (db == NULL || db->e == NULL || userdb_wipeonfork)
-		return;
-	explicit_bzero(db->e, db->cap * sizeof(*db->e));
 }
 
 struct userdb *

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "relayd.h"
 
 #define WORKER_ITEM_SLACK	512	/* push bytes beyond a BODY */
+#define WORKER_STATS_WAKE_MS	1000	/* a quiet session's counts wait */
 
 /*
  * How a session's process ends.  The fuzz target (tests/fuzz) builds this
@@ -110,6 +112,7 @@ struct worker {
 	double			 tokens;	/* frame-rate bucket */
 	uint64_t		 tokens_at;	/* mono ms of the last refill */
 	int			 stats_dirty;
+	int			 trimmed;	/* heap given back while idle */
 };
 
 static volatile sig_atomic_t worker_sigterm;
@@ -1192,8 +1195,15 @@ worker_timeout(struct worker *w)
 			next = w->login_at;
 		if (w->idle_at != 0 && w->idle_at < next)
 			next = w->idle_at;
-		if (w->stats_dirty && w->stats_at < next)
-			next = w->stats_at;
+		/*
+		 * Counts ride on a wakeup that comes anyway (a record, a
+		 * frame) once stats_at has passed; only a session that has
+		 * gone quiet wakes for them, WORKER_STATS_WAKE_MS later.  A
+		 * wakeup of its own is what a worker costs most under load.
+		 */
+		if (w->stats_dirty &&
+		    w->stats_at + WORKER_STATS_WAKE_MS < next)
+			next = w->stats_at + WORKER_STATS_WAKE_MS;
 	}
 	if (w->fprev != NULL && w->prev_until < next)
 		next = w->prev_until;
@@ -1262,6 +1272,37 @@ worker_turn(struct worker *w, int ready)
 	return w->closing && worker_closed(w);
 }
 
+/*
+ * A session with no timer left and no command outstanding is idle, maybe
+ * for hours, and idle sessions are the ones there are thousands of: its
+ * buffers go (the scratch ones wiped whatever they hold, the queues if
+ * empty), and the heap pages malloc(3) then has free go back to the
+ * kernel.  Many were the hub's, copied when malloc touched them.
+ */
+static void
+worker_shrink(struct worker *w)
+{
+	struct buf	*queues[] = { &w->lines, &w->out, &w->hq, &w->hbuf };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(queues) / sizeof(queues[0]); i++)
+		if (buf_len(queues[i]) == 0)
+			buf_free(queues[i]);
+	if (buf_len(&w->fin.fi_buf) == 0 && !w->fin.fi_skipping)
+		frame_in_free(&w->fin);
+	buf_free(&w->plain);
+	buf_free(&w->fmt);
+	buf_free(&w->item);
+	if (w->tok != NULL) {
+		explicit_bzero(w->tok, w->toksz);
+		free(w->tok);
+		w->tok = NULL;
+		w->toksz = 0;
+	}
+	(void)malloc_trim(0);
+	w->trimmed = 1;
+}
+
 /* Waits for the next event; returns what is ready for worker_turn(). */
 static int
 worker_poll(struct worker *w)
@@ -1291,7 +1332,9 @@ worker_poll(struct worker *w)
 		ts.tv_sec = timeout / 1000;
 		ts.tv_nsec = (timeout % 1000) * 1000000L;
 		tsp = &ts;
-	}
+		w->trimmed = 0;
+	} else if (!w->trimmed && w->wait == WAIT_NONE && !w->closing)
+		worker_shrink(w);
 	sigemptyset(&none);
 	if (ppoll(pfd, 3, tsp, &none) == -1) {
 		if (errno == EINTR)

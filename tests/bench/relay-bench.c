@@ -173,6 +173,7 @@ static int	 parse_cpus(const char *, cpu_set_t *);
 static void	 pin_tasks(pid_t, const cpu_set_t *);
 static void	 pin_relayd(void);
 static size_t	 children(pid_t, pid_t **);
+static size_t	 workers(pid_t, pid_t **, pid_t *);
 static int	 proc_stat(pid_t, uint64_t *, uint64_t *);
 static void	 cpu_sample(struct cpu_sample *);
 static double	 cpu_pct(const struct cpu_sample *, const struct cpu_sample *,
@@ -414,7 +415,7 @@ static void
 pin_relayd(void)
 {
 	cpu_set_t	 set;
-	pid_t		*kids;
+	pid_t		*kids, sp;
 	size_t		 i, n;
 
 	if (b.cpus == NULL)
@@ -424,7 +425,9 @@ pin_relayd(void)
 	if (parse_cpus(b.cpus, &set) == -1)
 		errx(1, "bad CPU list: %s", b.cpus);
 	pin_tasks(b.hubpid, &set);
-	n = children(b.hubpid, &kids);
+	n = workers(b.hubpid, &kids, &sp);
+	if (sp != 0)
+		pin_tasks(sp, &set);
 	for (i = 0; i < n; i++)
 		pin_tasks(kids[i], &set);
 	free(kids);
@@ -490,6 +493,53 @@ children(pid_t pid, pid_t **out)
 	return n;
 }
 
+/* 1 if pid is relayd's spawner (its spawn.c), by its title. */
+static int
+is_spawner(pid_t pid)
+{
+	char	 path[64], buf[32];
+	FILE	*fp;
+	size_t	 n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	return n >= 15 && memcmp(buf, "relayd: spawner", 15) == 0;
+}
+
+/*
+ * relayd's workers: the children of its spawner, and any other child of
+ * the hub (a worker whose spawner died).  *spawner: its pid, or 0.
+ */
+static size_t
+workers(pid_t hub, pid_t **out, pid_t *spawner)
+{
+	pid_t	*kids, *sub = NULL;
+	size_t	 nk, ns = 0, i, n = 0;
+
+	*spawner = 0;
+	nk = children(hub, &kids);
+	for (i = 0; i < nk; i++) {
+		if (*spawner == 0 && is_spawner(kids[i]))
+			*spawner = kids[i];
+		else
+			kids[n++] = kids[i];
+	}
+	if (*spawner != 0)
+		ns = children(*spawner, &sub);
+	if (ns > 0) {
+		if ((kids = reallocarray(kids, n + ns, sizeof(*kids))) == NULL)
+			err(1, NULL);
+		memcpy(kids + n, sub, ns * sizeof(*sub));
+		n += ns;
+	}
+	free(sub);
+	*out = kids;
+	return n;
+}
+
 /* Ticks: *own = utime+stime, *reaped = cutime+cstime. */
 static int
 proc_stat(pid_t pid, uint64_t *own, uint64_t *reaped)
@@ -522,13 +572,16 @@ cpu_sample(struct cpu_sample *cs)
 {
 	struct rusage	 ru;
 	uint64_t	 own, reaped;
-	pid_t		*kids;
+	pid_t		*kids, sp;
 	size_t		 i, n;
 
 	memset(cs, 0, sizeof(*cs));
 	if (b.hubpid != 0 && proc_stat(b.hubpid, &own, &reaped) == 0) {
 		cs->hub = own + reaped;
-		n = children(b.hubpid, &kids);
+		n = workers(b.hubpid, &kids, &sp);
+		/* The spawner, and the workers it has reaped. */
+		if (sp != 0 && proc_stat(sp, &own, &reaped) == 0)
+			cs->kids += own + reaped;
 		for (i = 0; i < n; i++)
 			if (proc_stat(kids[i], &own, NULL) == 0)
 				cs->kids += own;
@@ -1251,7 +1304,7 @@ static void
 run_idle(void)
 {
 	struct cpu_sample	 a, z;
-	pid_t			*kids;
+	pid_t			*kids, sp;
 	size_t			 i, nk;
 	long			 rss, pss, uss, hrss = 0, hpss = 0, huss = 0;
 	long			 tpss = 0, tuss = 0, maxuss = 0, maxpss = 0;
@@ -1278,7 +1331,7 @@ run_idle(void)
 	cpu_sample(&z);
 	secs = (double)(z.wall - a.wall) / 1e9;
 	smaps(b.hubpid, &hrss, &hpss, &huss);
-	nk = children(b.hubpid, &kids);
+	nk = workers(b.hubpid, &kids, &sp);
 	for (i = 0; i < nk; i++) {
 		if (smaps(kids[i], &rss, &pss, &uss) == -1)
 			continue;

@@ -263,6 +263,21 @@ class Daemon:
                 pids.append(int(d))
         return pids
 
+    def worker_pids(self):
+        """The workers: the group without the hub and the spawner, which
+        is the hub's child (the workers are the spawner's)."""
+        out = []
+        for p in self.group_pids():
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            ppid = int(st[st.rfind(")") + 2:].split()[1])
+            if p != self.proc.pid and ppid != self.proc.pid:
+                out.append(p)
+        return out
+
     def reap_group(self, timeout=5.0):
         """Give workers a moment to end on their own, then end them."""
         until = time.monotonic() + timeout

@@ -422,7 +422,7 @@ def test_hub_killed_workers_end(daemon):
     b = daemon.login("bob")
     pre = daemon.connect()
     pre.hello()
-    workers = [p for p in daemon.group_pids() if p != daemon.proc.pid]
+    workers = daemon.worker_pids()
     assert len(workers) >= 3, workers
     os.kill(daemon.proc.pid, signal.SIGKILL)
     daemon.proc.wait(WAIT)
@@ -448,6 +448,8 @@ def test_process_titles(daemon):
     a.probe()
     titles = {p: _cmdline(p) for p in daemon.group_pids()}
     assert "relayd: hub" in titles[daemon.proc.pid], titles
+    assert any(t.startswith("relayd: spawner") for t in titles.values()), \
+        titles
     port = a.sock.getsockname()[1]
     assert any("alice 127.0.0.1:%d" % port in t for t in titles.values()), \
         titles

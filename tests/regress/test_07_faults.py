@@ -114,7 +114,7 @@ def test_kill9_hub(daemon):
     bitems = b.read()
     assert b.ack(bitems[0].fields(2)[0]).text.startswith("OK ACK")
     acked = bitems[0].fields(2)[0]
-    workers = [p for p in daemon.group_pids() if p != daemon.proc.pid]
+    workers = daemon.worker_pids()
     assert len(workers) == 2
     t0 = time.monotonic()
     os.kill(daemon.proc.pid, signal.SIGKILL)
@@ -215,7 +215,7 @@ def test_out_of_descriptors(daemon_factory):
     for c in held:
         c.close()
     # Recovered: a new client logs in (accepting resumes within a second).
-    wait_for(lambda: len(d.group_pids()) <= 2, "the workers ended")
+    wait_for(lambda: len(d.worker_pids()) <= 1, "the workers ended")
     c = d.login("carol")
     assert c.who() == ["alice", "carol"]
 
@@ -249,7 +249,8 @@ def test_out_of_processes(open_dir, daemon_factory):
         for n in dirs + files:
             os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
     os.chown(top, pw.pw_uid, pw.pw_gid)
-    nproc = count_procs(pw.pw_uid) + 1 + 3     # the hub and 3 workers
+    # the hub, the spawner and 3 workers
+    nproc = count_procs(pw.pw_uid) + 2 + 3
     use_binary(d, RELAYD, ["setpriv", "--reuid=%d" % pw.pw_uid,
                            "--regid=%d" % pw.pw_gid, "--clear-groups", "--reset-env",
                            "prlimit", "--nproc=%d:%d" % (nproc, nproc),
@@ -272,7 +273,7 @@ def test_out_of_processes(open_dir, daemon_factory):
     assert cpu_seconds(d.proc.pid) - cpu0 < 0.5
     for c in held:
         c.close()
-    wait_for(lambda: len(d.group_pids()) <= 2, "the workers ended")
+    wait_for(lambda: len(d.worker_pids()) <= 1, "the workers ended")
     c = d.login("carol")
     assert c.who() == ["alice", "carol"]
 

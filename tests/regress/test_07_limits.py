@@ -21,7 +21,7 @@ def test_max_clients(daemon):
     mark = daemon.log_mark()
     assert closed_at_once(daemon)
     daemon.wait_log(r"refused: 2 connections \(max_clients\)", since=mark)
-    assert len(daemon.group_pids()) == 3      # no worker was forked
+    assert len(daemon.worker_pids()) == 2     # no worker was forked
     daemon.clients[1].close()
     # A place is free again once the worker has gone.
     c = None
