@@ -334,6 +334,7 @@ static struct {
 	EVP_MAC		*mac;
 	EVP_MAC_CTX	*hmac;
 	EVP_CIPHER	*aes;
+	struct fernet	*spare;	/* whole, under a zero key */
 } fernet_pre;
 
 /*
@@ -351,7 +352,7 @@ int
 fernet_init(void)
 {
 	OSSL_PARAM	 params[2];
-	unsigned char	 zero[HALF_KEY_LEN];
+	unsigned char	 zero[FERNET_KEY_LEN];
 	char		 digest[] = "SHA256";
 
 	if (fernet_pre.aes != NULL)
@@ -364,9 +365,10 @@ fernet_init(void)
 	params[1] = OSSL_PARAM_construct_end();
 	if ((fernet_pre.mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
 	    (fernet_pre.hmac = EVP_MAC_CTX_new(fernet_pre.mac)) == NULL ||
-	    EVP_MAC_init(fernet_pre.hmac, zero, sizeof(zero), params) != 1 ||
+	    EVP_MAC_init(fernet_pre.hmac, zero, HALF_KEY_LEN, params) != 1 ||
 	    (fernet_pre.aes = EVP_CIPHER_fetch(NULL, "AES-128-CBC",
-	    NULL)) == NULL) {
+	    NULL)) == NULL ||
+	    (fernet_pre.spare = fernet_new(zero)) == NULL) {
 		fernet_fini();
 		return -1;
 	}
@@ -377,6 +379,7 @@ fernet_init(void)
 void
 fernet_fini(void)
 {
+	fernet_free(fernet_pre.spare);
 	EVP_CIPHER_free(fernet_pre.aes);
 	EVP_MAC_CTX_free(fernet_pre.hmac);
 	EVP_MAC_free(fernet_pre.mac);
@@ -425,11 +428,38 @@ fernet_new_aes(struct fernet *f)
 	return 0;
 }
 
+/*
+ * The first fernet_new() of a process forked after fernet_init() takes
+ * the spare and only re-keys it.  Building contexts takes references to
+ * the algorithms (counts in libcrypto's shared objects): in a child of a
+ * fork, each such write copies a page, which the worker then keeps for
+ * its whole life.  The spare's references were taken before the fork.
+ */
+static struct fernet *
+fernet_take_spare(const unsigned char *key)
+{
+	struct fernet	*f = fernet_pre.spare;
+
+	fernet_pre.spare = NULL;
+	if (EVP_MAC_init(f->hmac, key, HALF_KEY_LEN, NULL) != 1 ||
+	    EVP_EncryptInit_ex2(f->enc, NULL, key + HALF_KEY_LEN, NULL,
+	    NULL) != 1 ||
+	    EVP_DecryptInit_ex2(f->dec, NULL, key + HALF_KEY_LEN, NULL,
+	    NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(f->dec, 0) != 1) {
+		fernet_free(f);
+		return NULL;
+	}
+	return f;
+}
+
 struct fernet *
 fernet_new(const unsigned char *key)
 {
 	struct fernet	*f;
 
+	if (fernet_pre.spare != NULL)
+		return fernet_take_spare(key);
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	if (fernet_new_hmac(f, key) == -1 ||

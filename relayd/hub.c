@@ -1,8 +1,9 @@
 /*
- * hub.c: the parent process.  It accepts clients and forks one worker per
- * client, connected by two non-blocking pipes; it owns the users table,
- * the Fernet key and the session table, checks LOGIN proofs, and relays
- * broadcasts, mailbox pushes and key rotations between workers.
+ * hub.c: the parent process.  It accepts clients, has the spawner fork a
+ * worker for each (spawn.c), connected to it by a non-blocking socket
+ * pair; it owns the users table, the Fernet key and the session table,
+ * checks LOGIN proofs, and relays broadcasts, mailbox pushes and key
+ * rotations between workers.
  *
  * The hub never blocks on a worker: a record for a worker is only queued
  * (struct buf, HUB_QUEUE_MAX bytes) and EPOLLOUT is asked for only while
@@ -44,12 +45,12 @@
 #define HUB_WRITE_AT	3584	/* queued bytes written before the batch ends */
 #define HUB_ACCEPT_MAX	32	/* connections taken per listener event */
 #define HUB_PAUSE_MS	1000	/* accept pause when out of descriptors */
+#define HUB_SOCKBUF	(32 * 1024)	/* SO_SNDBUF to and from a worker */
 
 enum hub_ev_kind {
 	EV_LISTEN,
 	EV_SIGNAL,
-	EV_WIN,		/* records from a worker */
-	EV_WOUT,	/* room in the pipe to a worker */
+	EV_WORKER,	/* records from a worker, or room to it */
 	EV_CONTROL,	/* the control socket (control.c) */
 	EV_SPAWN	/* exits the spawner reports (spawn.c) */
 };
@@ -63,16 +64,14 @@ struct hub_user;
 
 struct hub_worker {
 	pid_t			 pid;
-	int			 fd_in;		/* worker -> hub */
-	int			 fd_out;	/* hub -> worker */
+	int			 fd;		/* the socket to the worker */
 	struct buf		 in;
 	struct buf		 out;
-	struct hub_ev		 ev_in;
-	struct hub_ev		 ev_out;
+	struct hub_ev		 ev;
 	int			 want_out;
 	int			 flush_pending;
 	int			 ending;	/* told BYE: records ignored */
-	int			 dead;		/* pipes closed, not reaped */
+	int			 dead;		/* socket closed, not reaped */
 	int			 reaped;
 	uint64_t		 kill_at;	/* SIGKILL if still alive */
 	char			 peer[PEER_MAX];
@@ -216,13 +215,13 @@ hub_worker_flush(struct hub_worker *w)
 	int	 want;
 
 	while (buf_len(&w->out) > 0) {
-		if ((n = buf_write(&w->out, w->fd_out)) == -1) {
+		if ((n = buf_write(&w->out, w->fd)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
 				break;
 			if (errno != EPIPE)
-				log_warn("%s: pipe to worker %ld", w->peer,
+				log_warn("%s: socket to worker %ld", w->peer,
 				    (long)w->pid);
 			hub_worker_input(w);
 			hub_worker_detach(w);
@@ -231,8 +230,8 @@ hub_worker_flush(struct hub_worker *w)
 	}
 	want = buf_len(&w->out) > 0;
 	if (want != w->want_out) {
-		hub_epoll(EPOLL_CTL_MOD, w->fd_out, want ? EPOLLOUT : 0,
-		    &w->ev_out);
+		hub_epoll(EPOLL_CTL_MOD, w->fd,
+		    EPOLLIN | (want ? EPOLLOUT : 0), &w->ev);
 		w->want_out = want;
 	}
 }
@@ -267,8 +266,8 @@ hub_queue(struct hub_worker *w, const void *p, size_t len)
 	if (w->want_out || before >= HUB_WRITE_AT ||
 	    buf_len(&w->out) < HUB_WRITE_AT)
 		return;
-	/* A full pipe or a gone worker: hub_worker_flush() sees it again. */
-	(void)buf_write(&w->out, w->fd_out);
+	/* A full socket or a gone worker: hub_worker_flush() sees it again. */
+	(void)buf_write(&w->out, w->fd);
 }
 
 static void
@@ -359,7 +358,7 @@ hub_logout(struct hub_worker *w)
 }
 
 /*
- * Closes the pipes to a worker and takes it out of every table but the
+ * Closes the socket to a worker and takes it out of every table but the
  * pid tree, where it stays until reaped (and gets SIGKILL if it outlives
  * HUB_KILL_GRACE_MS).
  */
@@ -374,9 +373,8 @@ hub_worker_detach(struct hub_worker *w)
 		hub_logout(w);
 	} else
 		log_info("connection from %s closed", w->peer);
-	close(w->fd_in);
-	close(w->fd_out);
-	w->fd_in = w->fd_out = -1;
+	close(w->fd);
+	w->fd = -1;
 	buf_free(&w->in);
 	buf_free(&w->out);
 	TAILQ_REMOVE(&hub.live, w, live_entry);
@@ -793,7 +791,7 @@ hub_worker_input(struct hub_worker *w)
 	ssize_t	 n;
 
 	while (!w->dead) {
-		if ((n = buf_read(&w->in, w->fd_in)) == -1) {
+		if ((n = buf_read(&w->in, w->fd)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
@@ -802,7 +800,7 @@ hub_worker_input(struct hub_worker *w)
 				hub_worker_kill(w, "record too large");
 				return;
 			}
-			log_warn("%s: pipe from worker %ld", w->peer,
+			log_warn("%s: socket from worker %ld", w->peer,
 			    (long)w->pid);
 			hub_worker_detach(w);
 			return;
@@ -904,7 +902,7 @@ static void
 hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 {
 	struct hub_worker	*w;
-	int			 toward[2], back[2];
+	int			 sv[2], bufsz = HUB_SOCKBUF;
 	pid_t			 pid;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
@@ -919,40 +917,35 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 		close(s);
 		return;
 	}
-	if (pipe2(toward, O_NONBLOCK | O_CLOEXEC) == -1) {
-		log_warn("pipe2");
+	/* One descriptor per worker in the hub, for 10,000 of them. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) == -1) {
+		log_warn("socketpair");
 		free(w);
 		close(s);
 		return;
 	}
-	if (pipe2(back, O_NONBLOCK | O_CLOEXEC) == -1) {
-		log_warn("pipe2");
-		close(toward[0]);
-		close(toward[1]);
-		free(w);
-		close(s);
-		return;
-	}
-	pid = spawn_worker(s, toward[0], back[1], w->peer, hub.head, hub.key);
+	/* As much in the kernel as a pipe each way, not 208 KiB. */
+	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz,
+	    sizeof(bufsz)) == -1 || setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF,
+	    &bufsz, sizeof(bufsz)) == -1)
+		log_warn("%s: socket buffers", w->peer);
+	/* The worker's end twice: it reads from one, writes to the other. */
+	pid = spawn_worker(s, sv[1], sv[1], w->peer, hub.head, hub.key);
 	close(s);
-	close(toward[0]);
-	close(back[1]);
+	close(sv[1]);
 	if (pid == -1) {
 		log_limited("fork: %s; %s refused", strerror(errno), w->peer);
-		close(toward[1]);
-		close(back[0]);
+		close(sv[0]);
 		free(w);
 		return;
 	}
 	w->pid = pid;
-	w->fd_in = back[0];
-	w->fd_out = toward[1];
+	w->fd = sv[0];
 	buf_init(&w->in, REC_HDR_LEN + REC_MAX);
 	buf_init(&w->out, HUB_QUEUE_MAX);
-	w->ev_in.kind = EV_WIN;
-	w->ev_in.p = w;
-	w->ev_out.kind = EV_WOUT;
-	w->ev_out.p = w;
+	w->ev.kind = EV_WORKER;
+	w->ev.p = w;
 	RB_INSERT(hub_pids, &hub.pids, w);
 	TAILQ_INSERT_TAIL(&hub.live, w, live_entry);
 	hub.nlive++;
@@ -960,8 +953,7 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 	hub.st.clients_total++;
 	if (hub.nlive > hub.st.clients_peak)
 		hub.st.clients_peak = hub.nlive;
-	hub_epoll(EPOLL_CTL_ADD, w->fd_in, EPOLLIN, &w->ev_in);
-	hub_epoll(EPOLL_CTL_ADD, w->fd_out, 0, &w->ev_out);
+	hub_epoll(EPOLL_CTL_ADD, w->fd, EPOLLIN, &w->ev);
 	log_info("connection from %s (worker %ld)", w->peer, (long)pid);
 }
 
@@ -1060,7 +1052,7 @@ hub_reaped(pid_t pid, int status)
 	RB_REMOVE(hub_pids, &hub.pids, w);
 	w->reaped = 1;
 	if (!w->dead) {
-		/* Its last records may still be in the pipe. */
+		/* Its last records may still be in the socket. */
 		hub_worker_input(w);
 		hub_worker_detach(w);
 	} else {
@@ -1349,20 +1341,12 @@ hub_dispatch(struct epoll_event *e)
 	case EV_SPAWN:
 		hub_reap();
 		break;
-	case EV_WIN:
+	case EV_WORKER:
+		/* EOF (the worker has gone) comes with EPOLLIN or EPOLLHUP. */
 		w = ev->p;
-		if (!w->dead)
+		if (!w->dead && (e->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			hub_worker_input(w);
-		break;
-	case EV_WOUT:
-		w = ev->p;
-		if (w->dead)
-			break;
-		if (e->events & EPOLLERR) {
-			/* The worker closed its end: it is going. */
-			hub_worker_input(w);
-			hub_worker_detach(w);
-		} else
+		if (!w->dead && (e->events & EPOLLOUT))
 			hub_worker_flush(w);
 		break;
 	}

@@ -220,7 +220,7 @@ void		 spawn_stop(void);
  * session without its event loop, which the fuzz target drives.
  */
 #define WORKER_READY_CLIENT	0x1	/* the client socket is readable */
-#define WORKER_READY_HUB	0x2	/* the pipe from the hub is */
+#define WORKER_READY_HUB	0x2	/* the socket from the hub is */
 struct worker;
 __dead void	 worker_main(const struct worker_params *);
 struct worker	*worker_new(const struct worker_params *);

@@ -11,7 +11,9 @@
  * pages for good, and its table holds three descriptors.
  *
  * For each connection the hub sends, on a SOCK_SEQPACKET socket, the
- * client socket and the worker's ends of its two pipes (SCM_RIGHTS) with
+ * client socket and the worker's end of its socket pair with the hub
+ * (twice: the worker reads from one descriptor, writes to the other;
+ * SCM_RIGHTS) with
  * the peer's name, the HEAD, the current key and the limits, and waits
  * for the pid: spawn_worker().  The spawner reaps its workers and
  * reports each exit status on a second socket, which the hub reads in its
@@ -112,7 +114,7 @@ spawn_fd(void)
 
 /*
  * Has the spawner fork a worker for the connection s, with the worker's
- * ends of its pipes.  Returns its pid, or -1 with errno when the fork
+ * descriptors for records from and to the hub.  Returns its pid, or -1 with errno when the fork
  * failed.  It waits for the fork (most of a millisecond), so the pid is
  * in the hub's table before its exit can be reported.  A spawner that
  * does not answer is fatal: no session could start again.

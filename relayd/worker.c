@@ -1093,7 +1093,7 @@ worker_hub_input(struct worker *w)
 	if ((n = buf_read(&w->hbuf, w->hin)) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
-		log_warn("%s: pipe from the hub", w->peer);
+		log_warn("%s: socket from the hub", w->peer);
 		n = 0;
 	}
 	if (n == 0) {

@@ -34,11 +34,11 @@ for f in "$bench" "$relayd"; do
 	[ -x "$f" ] || { echo "run-bench: $f is not built" >&2; exit 1; }
 done
 
-# Each client is one worker process with two pipe ends in the hub, so
-# relayd needs about 2 descriptors per client: raise the hard limit if
-# that is short and we may (root with CAP_SYS_RESOURCE), then the soft
-# limit to the hard one.  relay-bench raises its own (1 per client).
-nofile=$((2 * idle + 64))
+# Each client is one worker process with one socket in the hub, so
+# relayd needs a descriptor per client: raise the hard limit if that is
+# short and we may (root with CAP_SYS_RESOURCE), then the soft limit to
+# the hard one.  relay-bench raises its own (1 per client).
+nofile=$((idle + 64))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$nofile" ]; then
 	ulimit -Hn "$nofile" 2>/dev/null
 fi

@@ -204,7 +204,7 @@ def test_out_of_descriptors(daemon_factory):
     a = d.login("alice")
     mark = d.log_mark()
     held = _hold(d, 30)
-    d.wait_log(r"(accept|pipe2).*(Too many open files)", since=mark)
+    d.wait_log(r"(accept|socketpair).*(Too many open files)", since=mark)
     # The hub waits, it does not spin.
     cpu0 = cpu_seconds(d.proc.pid)
     t0 = time.monotonic()
