@@ -16,6 +16,7 @@
  * clock is used only for TIME fields and Fernet timestamps.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 
 #define WORKER_ITEM_SLACK	512	/* push bytes beyond a BODY */
 #define WORKER_STATS_WAKE_MS	1000	/* a quiet session's counts wait */
+#define WORKER_STACK_TRIM	(64 * 1024)	/* idle: stack given back */
 
 /*
  * How a session's process ends.  The fuzz target (tests/fuzz) builds this
@@ -1273,6 +1275,25 @@ worker_turn(struct worker *w, int ready)
 }
 
 /*
+ * The stack below this frame, down to WORKER_STACK_TRIM under it: what
+ * the login went through (the mailbox paths, libcrypto) goes back to the
+ * kernel, and comes back zero-filled when it is used again.  One page is
+ * left below the frame for the red zone and the calls still to come.  The
+ * range may run past the bottom of the stack mapping: madvise(2) then
+ * says ENOMEM, having done the rest.
+ */
+static void
+worker_shrink_stack(void)
+{
+	uintptr_t	 pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t	 here = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t	 end = (here & ~(pg - 1)) - pg;
+
+	(void)madvise((void *)(end - WORKER_STACK_TRIM), WORKER_STACK_TRIM,
+	    MADV_DONTNEED);
+}
+
+/*
  * A session with no timer left and no command outstanding is idle, maybe
  * for hours, and idle sessions are the ones there are thousands of: its
  * buffers go (the scratch ones wiped whatever they hold, the queues if
@@ -1300,6 +1321,7 @@ worker_shrink(struct worker *w)
 		w->toksz = 0;
 	}
 	(void)malloc_trim(0);
+	worker_shrink_stack();
 	w->trimmed = 1;
 }
 
