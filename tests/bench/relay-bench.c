@@ -540,15 +540,28 @@ workers(pid_t hub, pid_t **out, pid_t *spawner)
 	return n;
 }
 
-/* Ticks: *own = utime+stime, *reaped = cutime+cstime. */
+/*
+ * Nanoseconds: *own from /proc/PID/schedstat (the scheduler's exact run
+ * time: utime and stime are whole clock ticks, and a worker that runs a
+ * few ms in all would count 0), *reaped = cutime+cstime of the children
+ * it has waited for, in ticks converted.
+ */
 static int
 proc_stat(pid_t pid, uint64_t *own, uint64_t *reaped)
 {
 	char			 path[64], line[1024], *p;
 	FILE			*fp;
-	unsigned long long	 ut, st;
+	unsigned long long	 ut, st, run;
 	long long		 cut, cst;
+	long			 hz = sysconf(_SC_CLK_TCK);
 
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	p = fgets(line, sizeof(line), fp);
+	fclose(fp);
+	if (p == NULL || sscanf(line, "%llu", &run) != 1)
+		return -1;
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	if ((fp = fopen(path, "r")) == NULL)
 		return -1;
@@ -561,9 +574,9 @@ proc_stat(pid_t pid, uint64_t *own, uint64_t *reaped)
 	if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
 	    "%llu %llu %lld %lld", &ut, &st, &cut, &cst) != 4)
 		return -1;
-	*own = ut + st;
+	*own = run;
 	if (reaped != NULL)
-		*reaped = (uint64_t)(cut + cst);
+		*reaped = (uint64_t)(cut + cst) * (1000000000ULL / hz);
 	return 0;
 }
 
@@ -599,10 +612,9 @@ cpu_sample(struct cpu_sample *cs)
 static double
 cpu_secs(const struct cpu_sample *a, const struct cpu_sample *z)
 {
-	long	 hz = sysconf(_SC_CLK_TCK);
 
 	return (double)((int64_t)(z->hub + z->kids) -
-	    (int64_t)(a->hub + a->kids)) / (double)hz;
+	    (int64_t)(a->hub + a->kids)) / 1e9;
 }
 
 /* Percent of one core: relayd (self 0) or relay-bench (self 1). */
@@ -1354,14 +1366,14 @@ run_idle(void)
 	    nk ? (double)tpss / nk : 0, maxpss);
 	printf("  hub            USS %ld KiB, PSS %ld KiB, CPU %.2f%% idle\n",
 	    huss, hpss, 100.0 * (double)(hub1 - hub0) /
-	    sysconf(_SC_CLK_TCK) / secs);
+	    1e9 / secs);
 	print_cpu(&a, &z, 0, "");
 	printf("RESULT mode=idle n=%u workers=%zu total_pss_kib=%ld "
 	    "worker_uss_kib=%.1f worker_uss_max_kib=%ld worker_pss_kib=%.1f "
 	    "hub_pss_kib=%ld hub_cpu=%.2f relayd_cpu=%.2f bench_cpu=%.1f\n",
 	    b.n, nk, tpss + hpss, nk ? (double)tuss / nk : 0, maxuss,
 	    nk ? (double)tpss / nk : 0, hpss,
-	    100.0 * (double)(hub1 - hub0) / sysconf(_SC_CLK_TCK) / secs,
+	    100.0 * (double)(hub1 - hub0) / 1e9 / secs,
 	    cpu_pct(&a, &z, 0), cpu_pct(&a, &z, 1));
 }
 
