@@ -182,9 +182,10 @@ if wanted broadcast; then
 	fi
 fi
 wanted logins && run logins logins -d "$secs" -c 16 -n 1000
-# Logging in thousands of clients takes a while: 64 at a time.
-wanted idle && run "idle-n$idle" idle -n "$idle" -d 3 -c 64
 wanted compose && run compose-n10 compose -n 10 -d "$secs"
+# Last: its thousands of workers take the core for seconds as they end.
+# Logging them in takes a while too: 64 at a time.
+wanted idle && run "idle-n$idle" idle -n "$idle" -d 3 -c 64
 
 echo
 printf '%-26s %10s %9s %8s %8s %8s %5s %7s %8s %6s\n' run "ops/s" \
