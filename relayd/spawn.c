@@ -19,8 +19,9 @@
  * reports each exit status on a second socket, which the hub reads in its
  * event loop: spawn_reaped().  It holds no secret between two requests,
  * and reads nothing from a client.  When the hub goes, the sockets close
- * and the spawner exits; the hub is a child subreaper, so if the spawner
- * goes first its workers become the hub's children, reaped there.
+ * and the spawner exits.  If the spawner goes first, no session could
+ * start again: the hub stops (and, a child subreaper, it is the parent
+ * its workers are given to meanwhile).
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -171,7 +172,7 @@ spawn_worker(int s, int hub_in, int hub_out, const char *peer,
 	if (n == -1 || (n = recv(spawn.req, &m, sizeof(m), 0)) == -1)
 		fatal("spawner");
 	if (n != (ssize_t)sizeof(m))
-		fatalx("spawner: gone");
+		fatalx("the spawner died");
 	if (m.pid == -1) {
 		errno = m.value;
 		return -1;
@@ -196,7 +197,7 @@ spawn_reaped(pid_t *pid, int *status)
 	if (n == -1)
 		fatal("spawner");
 	if (n != (ssize_t)sizeof(m))
-		fatalx("spawner: gone");
+		fatalx("the spawner died");
 	*pid = m.pid;
 	*status = m.value;
 	return 1;

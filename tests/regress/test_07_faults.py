@@ -107,6 +107,24 @@ def test_kill9_worker(daemon):
     assert "died" not in daemon.log_text()   # SIGKILL is not news
 
 
+def test_kill9_spawner(daemon):
+    """The spawner is part of the daemon: without it no session could
+    start, so the hub says so and stops, and every worker ends."""
+    a = daemon.login("alice")
+    workers = daemon.worker_pids()
+    assert len(workers) == 1
+    spawner = [p for p in daemon.group_pids()
+               if p != daemon.proc.pid and p not in workers]
+    assert len(spawner) == 1, spawner
+    os.kill(spawner[0], signal.SIGKILL)
+    daemon.wait_log(r"the spawner died")
+    daemon.proc.wait(relayproto.WAIT)
+    assert daemon.proc.returncode != 0
+    a.until_closed()
+    wait_for(lambda: not daemon.group_pids(), "every worker ended",
+             timeout=3.0 * relayproto.SCALE)
+
+
 def test_kill9_hub(daemon):
     a = daemon.login("alice")
     ids = [a.compose_ok("bob", "kept %d" % i) for i in range(5)]
