@@ -45,7 +45,6 @@
 #define HUB_WRITE_AT	3584	/* queued bytes written before the batch ends */
 #define HUB_ACCEPT_MAX	32	/* connections taken per listener event */
 #define HUB_PAUSE_MS	1000	/* accept pause when out of descriptors */
-#define HUB_SOCKBUF	(32 * 1024)	/* SO_SNDBUF to and from a worker */
 
 enum hub_ev_kind {
 	EV_LISTEN,
@@ -925,10 +924,10 @@ hub_spawn(int s, const struct sockaddr *sa, socklen_t salen)
 		close(s);
 		return;
 	}
-	/* As much in the kernel as a pipe each way, not 208 KiB. */
+	/* As much in the kernel as a pipe, not 208 KiB; the worker's end
+	 * is bounded by the worker itself (spawn.c). */
 	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz,
-	    sizeof(bufsz)) == -1 || setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF,
-	    &bufsz, sizeof(bufsz)) == -1)
+	    sizeof(bufsz)) == -1)
 		log_warn("%s: socket buffers", w->peer);
 	/* The worker's end twice: it reads from one, writes to the other. */
 	pid = spawn_worker(s, sv[1], sv[1], w->peer, hub.head, hub.key);

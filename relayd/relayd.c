@@ -786,14 +786,12 @@ relayd_daemonize(void)
 	relayd_ready_fd = p[1];
 }
 
-/* The detached child is ready: syslog from now on, and let go of stdio. */
-static void
-relayd_ready(void)
+/* Lets go of the terminal: stdin, stdout and stderr on /dev/null. */
+void
+relayd_devnull(void)
 {
 	int	 fd;
 
-	if (chdir("/") == -1)
-		fatal("chdir /");
 	if ((fd = open(_PATH_DEVNULL, O_RDWR | O_CLOEXEC)) == -1)
 		fatal("%s", _PATH_DEVNULL);
 	if (dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1 ||
@@ -801,6 +799,15 @@ relayd_ready(void)
 		fatal("dup2");
 	if (fd > STDERR_FILENO)
 		close(fd);
+}
+
+/* The detached child is ready: syslog from now on, and let go of stdio. */
+static void
+relayd_ready(void)
+{
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	relayd_devnull();
 	log_init(0, relayd_conf.facility);
 	if (write(relayd_ready_fd, "", 1) != 1)
 		log_warn("telling the parent");

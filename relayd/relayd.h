@@ -27,6 +27,7 @@
 #define PENALTY_TABLE_MAX	4096	/* sources and users remembered */
 #define PENALTY_FORGET_MS	(3600 * 1000)	/* after the last penalty */
 #define WORKER_SNDBUF		(128 * 1024)	/* SO_SNDBUF, SO_RCVBUF */
+#define HUB_SOCKBUF		(32 * 1024)	/* SO_SNDBUF, hub <-> worker */
 
 /*
  * Hub records.  Worker -> hub requests and hub -> worker messages, encoded
@@ -141,6 +142,7 @@ uint64_t	 wall_sec(void);
 int		 relayd_key_save(const unsigned char *);
 int		 relayd_users_reload(void);
 const char	*relayd_users_path(void);
+void		 relayd_devnull(void);
 void		 relayd_title(const char *, ...)
 		    __attribute__((__format__(printf, 1, 2)));
 

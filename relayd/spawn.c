@@ -29,7 +29,6 @@
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <paths.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -278,6 +277,9 @@ spawn_child(int fds[3], struct spawn_req *rq)
 	if (setsockopt(3, SOL_SOCKET, SO_SNDBUF, &o, sizeof(o)) == -1 ||
 	    setsockopt(3, SOL_SOCKET, SO_RCVBUF, &o, sizeof(o)) == -1)
 		log_warn("%s: socket buffers", rq->peer);
+	o = HUB_SOCKBUF;
+	if (setsockopt(5, SOL_SOCKET, SO_SNDBUF, &o, sizeof(o)) == -1)
+		log_warn("%s: socket buffers", rq->peer);
 	sandbox_worker();
 
 	memset(&wp, 0, sizeof(wp));
@@ -396,20 +398,6 @@ spawn_fork(struct spawn_req *rq, int fds[3])
 	spawn_reply(pid, pid == -1 ? errno : 0);
 }
 
-static void
-spawn_devnull(void)
-{
-	int	 fd;
-
-	if ((fd = open(_PATH_DEVNULL, O_RDWR)) == -1)
-		fatal("%s", _PATH_DEVNULL);
-	if (dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1 ||
-	    dup2(fd, STDERR_FILENO) == -1)
-		fatal("dup2");
-	if (fd > STDERR_FILENO)
-		close(fd);
-}
-
 /*
  * The spawner's loop.  It takes none of the signals that end the hub: it
  * ends when the hub has closed its sockets, after the last worker's exit.
@@ -431,7 +419,7 @@ spawn_main(void)
 	relayd_title("spawner");
 	/* Detached, the hub lets go of the terminal later: this does now. */
 	if (!relayd_debug)
-		spawn_devnull();
+		relayd_devnull();
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_IGN;

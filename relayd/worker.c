@@ -142,6 +142,18 @@ worker_vsend(struct worker *w, const char *fmt, va_list ap)
 	return worker_seal(w);
 }
 
+/* Wipes and frees the token buffer; worker_seal() makes it again. */
+static void
+worker_tok_free(struct worker *w)
+{
+	if (w->tok == NULL)
+		return;
+	explicit_bzero(w->tok, w->toksz);
+	free(w->tok);
+	w->tok = NULL;
+	w->toksz = 0;
+}
+
 /* Encrypts the plaintext in w->fmt and queues it as the next frame. */
 static int
 worker_seal(struct worker *w)
@@ -1314,12 +1326,7 @@ worker_shrink(struct worker *w)
 	buf_free(&w->plain);
 	buf_free(&w->fmt);
 	buf_free(&w->item);
-	if (w->tok != NULL) {
-		explicit_bzero(w->tok, w->toksz);
-		free(w->tok);
-		w->tok = NULL;
-		w->toksz = 0;
-	}
+	worker_tok_free(w);
 	(void)malloc_trim(0);
 	worker_shrink_stack();
 	w->trimmed = 1;
@@ -1401,10 +1408,7 @@ worker_end(struct worker *w, int status)
 	buf_free(&w->plain);
 	buf_free(&w->fmt);
 	buf_free(&w->item);
-	if (w->tok != NULL) {
-		explicit_bzero(w->tok, w->toksz);
-		free(w->tok);
-	}
+	worker_tok_free(w);
 	spool_list_free(&w->rl);
 	spool_free();
 	explicit_bzero(w, sizeof(*w));
