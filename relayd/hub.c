@@ -1060,10 +1060,20 @@ hub_reaped(pid_t pid, int status)
 	}
 }
 
+/* The exits the spawner (spawn.c) reported: the workers are its children. */
+static void
+hub_spawn_reports(void)
+{
+	pid_t	 pid;
+	int	 status;
+
+	while (spawn_reaped(&pid, &status) == 1)
+		hub_reaped(pid, status);
+}
+
 /*
- * Exits come from the spawner (spawn.c), whose children the workers
- * are; waitpid(2) finds the spawner itself, and workers it left behind
- * (the hub is their subreaper).
+ * SIGCHLD: the hub's own children are the spawner, whose end stops the
+ * hub, and any worker the spawner left behind (the hub is its subreaper).
  */
 static void
 hub_reap(void)
@@ -1071,8 +1081,6 @@ hub_reap(void)
 	pid_t	 pid;
 	int	 status;
 
-	while (spawn_reaped(&pid, &status) == 1)
-		hub_reaped(pid, status);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == spawn_pid())
 			fatalx("the spawner died");
@@ -1338,7 +1346,7 @@ hub_dispatch(struct epoll_event *e)
 		control_dispatch();
 		break;
 	case EV_SPAWN:
-		hub_reap();
+		hub_spawn_reports();
 		break;
 	case EV_WORKER:
 		/* EOF (the worker has gone) comes with EPOLLIN or EPOLLHUP. */
